@@ -1,0 +1,45 @@
+# The two commands: `make run` (set up + web + worker) and `make test` (set up + the suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run test install setup lint test-sqlite test-postgres bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+setup: install
+	mkdir -p data
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py init_schedules
+	$(PY) manage.py ensure_demo_user
+
+run: setup
+	@echo "Starting web (http://127.0.0.1:8000) and worker. Ctrl-C stops both."
+	$(VENV)/bin/honcho start
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test-sqlite: install
+	$(PY) -m pytest
+
+test-postgres: install
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest
+
+test: lint test-sqlite test-postgres
+
+bench: install
+	$(PY) bench/bench_cuts.py
+
+clean:
+	rm -rf $(VENV) data

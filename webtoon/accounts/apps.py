@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class AccountsConfig(AppConfig):
+    name = "webtoon.accounts"
+    label = "accounts"
+    verbose_name = _("계정")
+    default_auto_field = "django.db.models.BigAutoField"

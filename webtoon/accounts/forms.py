@@ -1,0 +1,14 @@
+from django import forms
+from django.contrib.auth.forms import UserCreationForm
+from django.utils.translation import gettext_lazy as _
+
+
+class SignupForm(UserCreationForm):
+    email = forms.EmailField(label=_("이메일 (선택)"), required=False)
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(label=_("토큰 이름"), max_length=60, initial="script")

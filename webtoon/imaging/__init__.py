@@ -1,0 +1,39 @@
+"""The image backend: one small interface (submit, status, result, cancel, upload, download)
+and two implementations, fal.ai through fal-client and an offline one that needs no network."""
+
+from django.conf import settings
+
+from .base import (
+    BackendError,
+    DownloadRefused,
+    ImageBackend,
+    RemoteFileGone,
+    RemoteRejected,
+    RemoteStatus,
+    RemoteUnavailable,
+)
+
+__all__ = [
+    "BackendError",
+    "DownloadRefused",
+    "ImageBackend",
+    "RemoteFileGone",
+    "RemoteRejected",
+    "RemoteStatus",
+    "RemoteUnavailable",
+    "get_backend",
+]
+
+
+def get_backend(name: str | None = None) -> ImageBackend:
+    """The configured backend (WEBTOON_BACKEND), or a named one (a call keeps its backend)."""
+    name = name or settings.WEBTOON_BACKEND
+    if name == "fal":
+        from .fal import FalBackend
+
+        return FalBackend(key=settings.FAL_KEY)
+    if name == "offline":
+        from .offline import OfflineBackend
+
+        return OfflineBackend(settings.WEBTOON_OFFLINE_DIR)
+    raise ValueError(f"unknown image backend {name!r}")

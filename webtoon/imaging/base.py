@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+RemoteState = Literal["queued", "running", "completed"]
+
+
+@dataclass
+class RemoteStatus:
+    state: RemoteState
+    queue_position: int | None = None
+    # Every log entry so far ({"message", "level", "timestamp"}); callers track what they saw.
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    # Set when the remote side finished with an error (fal's Completed.error).
+    error: str | None = None
+
+
+class BackendError(Exception):
+    """A remote operation failed. `retryable` says whether trying again may help."""
+
+    retryable = True
+    code = "remote_error"
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RemoteUnavailable(BackendError):
+    """5xx, timeouts, connection errors, malformed replies: worth another try."""
+
+    code = "remote_unavailable"
+
+
+class RemoteRejected(BackendError):
+    """The service refused the request (4xx): the same request will fail again."""
+
+    retryable = False
+    code = "remote_rejected"
+
+
+class RemoteFileGone(RemoteRejected):
+    """A file URL answered 404/403: it expired or never existed."""
+
+    code = "file_gone"
+
+
+class DownloadRefused(RemoteRejected):
+    """We will not fetch this URL: wrong scheme or host, or the file is over the size cap."""
+
+    code = "download_refused"
+
+
+class ImageBackend(abc.ABC):
+    name: str
+    #: False for the offline backend: its pictures are not real generation.
+    is_real: bool
+
+    @abc.abstractmethod
+    def submit(
+        self, endpoint: str, arguments: dict[str, Any], *, webhook_url: str | None = None
+    ) -> str:
+        """Queue a request and return its request id; returns fast."""
+
+    @abc.abstractmethod
+    def status(self, endpoint: str, request_id: str) -> RemoteStatus: ...
+
+    @abc.abstractmethod
+    def result(self, endpoint: str, request_id: str) -> dict[str, Any]:
+        """The finished request's output JSON (fal's shape)."""
+
+    @abc.abstractmethod
+    def cancel(self, endpoint: str, request_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def upload(self, data: bytes, content_type: str, file_name: str) -> str:
+        """Store bytes where the service can fetch them; returns that URL."""
+
+    @abc.abstractmethod
+    def download(self, url: str, dest: IO[bytes], *, max_bytes: int) -> int:
+        """Copy a result file into `dest` (streamed, size-capped); returns the byte count."""

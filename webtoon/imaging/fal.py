@@ -1,0 +1,134 @@
+"""fal.ai through fal-client: the production backend.
+
+fal-client does its own retries for 408/409/429 and nginx 5xx; everything it finally raises
+is mapped to our BackendError family here, so the job engine sees one vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import fal_client
+import httpx
+from django.conf import settings
+from fal_client.auth import MissingCredentialsError
+
+from .base import (
+    BackendError,
+    DownloadRefused,
+    ImageBackend,
+    RemoteFileGone,
+    RemoteRejected,
+    RemoteStatus,
+    RemoteUnavailable,
+)
+
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+def _map_error(exc: Exception) -> BackendError:
+    if isinstance(exc, fal_client.FalClientHTTPError):
+        code = exc.status_code
+        message = f"fal {code}: {exc.message}"
+        if code in (408, 409, 429) or code >= 500:
+            return RemoteUnavailable(message, status_code=code)
+        if code in (403, 404, 410):
+            return RemoteFileGone(message, status_code=code)
+        return RemoteRejected(message, status_code=code)
+    if isinstance(exc, httpx.TimeoutException):
+        return RemoteUnavailable(f"fal timeout: {exc.__class__.__name__}")
+    if isinstance(exc, httpx.TransportError):
+        return RemoteUnavailable(f"fal connection error: {exc.__class__.__name__}")
+    if isinstance(exc, MissingCredentialsError):
+        return RemoteRejected("FAL_KEY is not set")
+    # KeyError / ValueError / JSONDecodeError: a reply that does not follow fal's protocol.
+    return RemoteUnavailable(f"malformed fal reply: {exc.__class__.__name__}: {exc}")
+
+
+class FalBackend(ImageBackend):
+    name = "fal"
+    is_real = True
+
+    def __init__(self, key: str) -> None:
+        self.client = fal_client.SyncClient(key=key or None)
+
+    def _call(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BackendError:
+            raise
+        except (
+            fal_client.FalClientError,
+            httpx.HTTPError,
+            MissingCredentialsError,
+            KeyError,
+            ValueError,
+            TypeError,
+            json.JSONDecodeError,
+        ) as exc:
+            raise _map_error(exc) from exc
+
+    def submit(self, endpoint, arguments, *, webhook_url=None) -> str:
+        handle = self._call(self.client.submit, endpoint, arguments, webhook_url=webhook_url)
+        return handle.request_id
+
+    def status(self, endpoint, request_id) -> RemoteStatus:
+        st = self._call(self.client.status, endpoint, request_id, with_logs=True)
+        if isinstance(st, fal_client.Queued):
+            return RemoteStatus("queued", queue_position=st.position)
+        if isinstance(st, fal_client.InProgress):
+            return RemoteStatus("running", logs=list(st.logs or []))
+        if isinstance(st, fal_client.Completed):
+            error = st.error or (st.error_type and f"fal error: {st.error_type}") or None
+            return RemoteStatus("completed", logs=list(st.logs or []), error=error)
+        raise RemoteUnavailable(f"unknown fal status {st!r}")
+
+    def result(self, endpoint, request_id) -> dict[str, Any]:
+        out = self._call(self.client.result, endpoint, request_id)
+        if not isinstance(out, dict):
+            raise RemoteUnavailable("malformed fal result: not a JSON object")
+        return out
+
+    def cancel(self, endpoint, request_id) -> None:
+        self._call(self.client.cancel, endpoint, request_id)
+
+    def upload(self, data: bytes, content_type: str, file_name: str) -> str:
+        return self._call(self.client.upload, data, content_type, file_name)
+
+    def download(self, url: str, dest: IO[bytes], *, max_bytes: int) -> int:
+        return download_https(url, dest, max_bytes=max_bytes, hosts=settings.FAL_FILE_HOSTS)
+
+
+def _host_allowed(host: str, hosts: list[str]) -> bool:
+    return any(host == h or host.endswith("." + h) for h in hosts)
+
+
+def download_https(url: str, dest: IO[bytes], *, max_bytes: int, hosts: list[str]) -> int:
+    """Stream `url` into `dest`: https only, allowed hosts only, no redirects, size-capped."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not _host_allowed(parts.hostname or "", hosts):
+        raise DownloadRefused(f"refusing to download from {parts.scheme}://{parts.hostname}")
+    try:
+        with httpx.stream("GET", url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=False) as r:
+            if r.status_code in (403, 404, 410):
+                raise RemoteFileGone(f"file gone ({r.status_code})", status_code=r.status_code)
+            if r.status_code >= 500 or r.status_code == 429:
+                raise RemoteUnavailable(f"file host {r.status_code}", status_code=r.status_code)
+            if r.status_code != 200:
+                raise DownloadRefused(f"unexpected answer {r.status_code} for file")
+            declared = int(r.headers.get("content-length") or 0)
+            if declared > max_bytes:
+                raise DownloadRefused(f"file is {declared} bytes, over the {max_bytes} cap")
+            written = 0
+            for chunk in r.iter_bytes(1024 * 1024):
+                written += len(chunk)
+                if written > max_bytes:
+                    raise DownloadRefused(f"file is over the {max_bytes} byte cap")
+                dest.write(chunk)
+            return written
+    except httpx.TimeoutException as exc:
+        raise RemoteUnavailable(f"file download timeout: {exc.__class__.__name__}") from exc
+    except httpx.TransportError as exc:
+        raise RemoteUnavailable(f"file download failed: {exc.__class__.__name__}") from exc

@@ -1,0 +1,147 @@
+"""Work done by an external service (fal.ai or the offline backend).
+
+A *job* is one piece of user-visible work (24 cuts, one training, one scene); it owns one or
+more *remote calls*, each one request to the backend. Every remote call is a row before
+anything waits on it: its state goes PENDING -> SUBMITTING -> SUBMITTED (request_id saved)
+-> SUCCEEDED/FAILED, so a worker that dies resumes from the saved request id instead of
+paying for the same work twice.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", _("대기 중")
+    RUNNING = "running", _("진행 중")
+    SUCCEEDED = "succeeded", _("완료")
+    FAILED = "failed", _("실패")
+    CANCELLED = "cancelled", _("취소됨")
+
+
+TERMINAL_JOB_STATES = (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class CallState(models.TextChoices):
+    PENDING = "pending", _("제출 대기")
+    SUBMITTING = "submitting", _("제출 중")
+    SUBMITTED = "submitted", _("대기열")
+    RUNNING = "running", _("처리 중")
+    SUCCEEDED = "succeeded", _("완료")
+    FAILED = "failed", _("실패")
+    CANCELLED = "cancelled", _("취소됨")
+
+
+ACTIVE_CALL_STATES = (CallState.SUBMITTED, CallState.RUNNING)
+TERMINAL_CALL_STATES = (CallState.SUCCEEDED, CallState.FAILED, CallState.CANCELLED)
+
+
+class Job(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs"
+    )
+    kind = models.CharField(_("종류"), max_length=40, db_index=True)
+    state = models.CharField(
+        _("상태"), max_length=16, choices=JobState.choices, default=JobState.QUEUED, db_index=True
+    )
+    # What the job is about, for the domain hooks (e.g. {"session": 12}); primitives only.
+    subject = models.JSONField(default=dict, blank=True)
+    progress = models.FloatField(_("진행률"), default=0.0)
+    deadline_at = models.DateTimeField(_("마감 시각"), null=True, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    cost_estimated = models.DecimalField(_("예상 비용($)"), max_digits=8, decimal_places=3, default=0)
+    cost_recorded = models.DecimalField(_("기록 비용($)"), max_digits=8, decimal_places=3, default=0)
+    error_code = models.CharField(_("오류 원인"), max_length=40, blank=True, db_index=True)
+    error_message = models.TextField(_("오류 메시지"), blank=True)
+    refunded_at = models.DateTimeField(_("환불 시각"), null=True, blank=True)
+    refunded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("작업")
+        verbose_name_plural = _("작업")
+        indexes = [models.Index(fields=["state", "locked_until"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.public_id} ({self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_JOB_STATES
+
+
+class RemoteCall(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="calls")
+    # Position inside its job (cut number, sample number, ...).
+    slot = models.PositiveIntegerField(default=0)
+    endpoint = models.CharField(_("엔드포인트"), max_length=120)
+    arguments = models.JSONField(default=dict)
+    # What to keep from the result: "image" (images[0]) or "lora" (diffusers_lora_file).
+    output_kind = models.CharField(max_length=16, default="image")
+    backend = models.CharField(max_length=16)
+    state = models.CharField(
+        _("상태"), max_length=16, choices=CallState.choices, default=CallState.PENDING, db_index=True
+    )
+    request_id = models.CharField(_("요청 ID"), max_length=100, null=True, blank=True, unique=True)
+    attempts = models.PositiveSmallIntegerField(_("시도"), default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=3)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    queue_position = models.IntegerField(null=True, blank=True)
+    progress = models.FloatField(default=0.0)
+    current_step = models.PositiveIntegerField(null=True, blank=True)
+    total_steps = models.PositiveIntegerField(null=True, blank=True)
+    logs_seen = models.PositiveIntegerField(default=0)
+    last_log = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    output_file = models.FileField(max_length=300, blank=True)
+    output_url = models.URLField(max_length=1000, blank=True)
+    cost = models.DecimalField(_("비용($)"), max_digits=8, decimal_places=3, default=0)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "slot", "pk"]
+        verbose_name = _("원격 호출")
+        verbose_name_plural = _("원격 호출")
+
+    def __str__(self) -> str:
+        return f"{self.endpoint} #{self.slot} ({self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_CALL_STATES
+
+
+class CallAttempt(models.Model):
+    """One submit of a remote call: kept so support can see every paid request."""
+
+    call = models.ForeignKey(RemoteCall, on_delete=models.CASCADE, related_name="history")
+    number = models.PositiveSmallIntegerField()
+    request_id = models.CharField(max_length=100, blank=True)
+    outcome = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["call", "number"]

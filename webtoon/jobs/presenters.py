@@ -1,0 +1,52 @@
+"""The one shape of a job that the API and the pages show."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext as _
+
+from webtoon.media import media_url
+
+from .kinds import REGISTRY
+from .models import Job
+
+ERROR_MESSAGES = {
+    "deadline": _("생성이 지연되고 있습니다. 잠시 후 다시 시도해주세요."),
+    "submit_unknown": _("요청 결과를 확인할 수 없어 중단했습니다. 고객 지원이 확인합니다."),
+    "remote_rejected": _("요청이 거절되었습니다."),
+    "remote_unavailable": _("이미지 서비스에 일시적인 문제가 있습니다."),
+    "download_refused": _("결과 파일을 안전하게 받을 수 없습니다."),
+    "file_gone": _("결과 파일이 만료되었습니다."),
+}
+
+
+def job_dict(job: Job) -> dict:
+    calls = list(job.calls.all())
+    kind = REGISTRY.get(job.kind)
+    return {
+        "id": str(job.public_id),
+        "kind": job.kind,
+        "kind_label": kind.label if kind else job.kind,
+        "state": job.state,
+        "state_label": job.get_state_display(),
+        "progress_percent": round(job.progress * 100),
+        "cost_estimated": float(job.cost_estimated),
+        "cost_recorded": float(job.cost_recorded),
+        "error_code": job.error_code,
+        "error_message": ERROR_MESSAGES.get(job.error_code, job.error_message)
+        if job.error_code
+        else job.error_message,
+        "refunded": job.refunded_at is not None,
+        "refund_message": _("환불 처리되었습니다") if job.refunded_at else "",
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "outputs": [
+            {
+                "slot": c.slot,
+                "state": c.state,
+                "url": media_url(c.output_file.name) if c.output_file else None,
+                "queue_position": c.queue_position,
+                "error": c.error_message if c.state == "failed" else "",
+            }
+            for c in calls
+        ],
+    }

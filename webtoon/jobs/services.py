@@ -1,0 +1,526 @@
+"""The job engine: create, advance, retry and refund jobs made of remote calls.
+
+Rules that keep money and work safe:
+- a call is marked SUBMITTING (and its attempt counted) before the backend is asked, and its
+  request id is saved as soon as the backend answers;
+- a call found SUBMITTING by a later pass belongs to a runner that died mid-submit: the remote
+  side may have accepted it, so it is *not* resubmitted (that could bill twice); it fails with
+  cause "submit_unknown" and support can retry it deliberately;
+- network work (submit, status, result, download) runs in threads, every database write in the
+  runner's own thread, so a pass over 24 cuts takes about as long as its slowest call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.files import File
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from webtoon.imaging import (
+    BackendError,
+    DownloadRefused,
+    RemoteRejected,
+    RemoteStatus,
+    RemoteUnavailable,
+    get_backend,
+)
+from webtoon.media import user_file_name
+
+from .kinds import JobKind, get_kind
+from .models import (
+    ACTIVE_CALL_STATES,
+    TERMINAL_CALL_STATES,
+    TERMINAL_JOB_STATES,
+    CallAttempt,
+    CallState,
+    Job,
+    JobState,
+    RemoteCall,
+)
+from .progress import estimate_from_elapsed, steps_from_logs
+
+logger = logging.getLogger(__name__)
+
+RUN_JOB_TASK = "webtoon.jobs.tasks.run_job"
+REFRESH_AFTER_SECONDS = 10
+
+
+@dataclass
+class CallSpec:
+    endpoint: str
+    arguments: dict[str, Any]
+    slot: int = 0
+    output_kind: str = "image"  # "image": images[0].url, "lora": diffusers_lora_file.url
+
+
+# --- creating and enqueueing ----------------------------------------------------------------
+def create_job(
+    *, owner, kind: str, calls: list[CallSpec], subject: dict | None = None, start: bool = True
+) -> Job:
+    """Persist a job and its calls; the runner is enqueued after the transaction commits."""
+    job_kind = get_kind(kind)
+    with transaction.atomic():
+        job = Job.objects.create(
+            owner=owner,
+            kind=kind,
+            subject=subject or {},
+            deadline_at=timezone.now() + timedelta(seconds=job_kind.deadline_seconds),
+            cost_estimated=job_kind.unit_cost * len(calls),
+        )
+        add_calls(job, calls)
+        if start:
+            enqueue(job)
+    return job
+
+
+def add_calls(job: Job, calls: list[CallSpec]) -> list[RemoteCall]:
+    job_kind = get_kind(job.kind)
+    return RemoteCall.objects.bulk_create(
+        RemoteCall(
+            job=job,
+            slot=spec.slot,
+            endpoint=spec.endpoint,
+            arguments=spec.arguments,
+            output_kind=spec.output_kind,
+            backend=settings.WEBTOON_BACKEND,
+            max_attempts=job_kind.max_attempts,
+        )
+        for spec in calls
+    )
+
+
+def enqueue(job: Job) -> None:
+    job_id = job.pk
+    transaction.on_commit(lambda: async_task(RUN_JOB_TASK, job_id))
+
+
+# --- leases -----------------------------------------------------------------------------------
+def claim(job_id: int) -> bool:
+    """Take the job's lease with a conditional UPDATE: one runner per job at a time."""
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    taken = (
+        Job.objects.filter(pk=job_id)
+        .exclude(state__in=TERMINAL_JOB_STATES)
+        .filter(free)
+        .update(locked_until=until)
+    )
+    return taken == 1
+
+
+def extend(job_id: int) -> None:
+    until = timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    Job.objects.filter(pk=job_id).update(locked_until=until)
+
+
+def release(job_id: int) -> None:
+    Job.objects.filter(pk=job_id).update(locked_until=None)
+
+
+# --- running ----------------------------------------------------------------------------------
+def run_job(job_id: int) -> str:
+    """Advance a job until it finishes or this task's time budget is spent.
+
+    Long-running kinds (training) get one pass; the reconciler and status reads bring them
+    back. Short kinds loop, then hand the job back to the queue if still unfinished.
+    """
+    if not claim(job_id):
+        return "busy"
+    started = time.monotonic()
+    job: Job | None = None
+    try:
+        while True:
+            job = advance_job(job_id)
+            if job.is_terminal or get_kind(job.kind).long_running:
+                break
+            if time.monotonic() - started > settings.JOB_TASK_BUDGET_SECONDS:
+                break
+            time.sleep(settings.JOB_POLL_INTERVAL)
+            extend(job_id)
+    finally:
+        release(job_id)
+    if job is not None and not job.is_terminal and not get_kind(job.kind).long_running:
+        async_task(RUN_JOB_TASK, job_id)
+        return "continued"
+    return job.state if job else "missing"
+
+
+def advance_job(job_id: int) -> Job:
+    """One pass over a job: submit what is due, poll what is in flight, finish if done."""
+    job = Job.objects.select_related("owner").get(pk=job_id)
+    if job.is_terminal:
+        return job
+    kind = get_kind(job.kind)
+    now = timezone.now()
+    if job.state == JobState.QUEUED:
+        job.state, job.started_at = JobState.RUNNING, now
+    open_calls = list(job.calls.exclude(state__in=TERMINAL_CALL_STATES))
+    finished: list[RemoteCall] = []
+    if job.deadline_at and now >= job.deadline_at:
+        finished += _expire(open_calls, now)
+    else:
+        finished += _fail_orphans(open_calls, now)
+        work = _mark_submitting([c for c in open_calls if _due(c, now)], now)
+        work += [c for c in open_calls if c.state in ACTIVE_CALL_STATES]
+        for call, outcome in _run_network(work, job):
+            if _apply(call, outcome, job, kind):
+                finished.append(call)
+    job.last_checked_at = timezone.now()
+    _refresh(job, kind)
+    job.save()
+    hook = kind.hook("on_call_finished")
+    for call in finished if hook else []:
+        hook(call)
+    if job.is_terminal and (job_hook := kind.hook("on_job_finished")):
+        job_hook(job)
+    return job
+
+
+def _due(call: RemoteCall, now) -> bool:
+    return call.state == CallState.PENDING and (
+        call.next_attempt_at is None or call.next_attempt_at <= now
+    )
+
+
+def _mark_submitting(calls: list[RemoteCall], now) -> list[RemoteCall]:
+    marked = []
+    for call in calls:
+        updated = RemoteCall.objects.filter(pk=call.pk, state=CallState.PENDING).update(
+            state=CallState.SUBMITTING, attempts=F("attempts") + 1
+        )
+        if updated:
+            call.refresh_from_db()
+            CallAttempt.objects.create(call=call, number=call.attempts, started_at=now)
+            marked.append(call)
+    return marked
+
+
+def _fail_orphans(calls: list[RemoteCall], now) -> list[RemoteCall]:
+    orphans = [c for c in calls if c.state == CallState.SUBMITTING]
+    for call in orphans:
+        _finish(
+            call,
+            CallState.FAILED,
+            "submit_unknown",
+            "제출 중 작업자가 중단되어 결과를 알 수 없습니다. 이중 과금을 막기 위해 자동 재제출하지 "
+            "않았습니다.",
+            now,
+        )
+        _close_attempt(call, "submit_unknown", call.error_message)
+    return orphans
+
+
+def _expire(calls: list[RemoteCall], now) -> list[RemoteCall]:
+    for call in calls:
+        if call.request_id and call.state in ACTIVE_CALL_STATES:
+            try:
+                get_backend(call.backend).cancel(call.endpoint, call.request_id)
+            except BackendError:
+                logger.info("cancel of %s after deadline failed", call.request_id)
+        _finish(call, CallState.FAILED, "deadline", "마감 시간을 넘겼습니다.", now)
+        _close_attempt(call, "deadline")
+    return calls
+
+
+# --- the network part, in threads -------------------------------------------------------------
+@dataclass
+class Outcome:
+    kind: str  # submitted | submit_failed | status | poll_error | completed | remote_failed
+    request_id: str | None = None
+    status: RemoteStatus | None = None
+    result: dict[str, Any] | None = None
+    url: str = ""
+    file_path: str | None = None
+    size: int = 0
+    error: BackendError | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _run_network(calls: list[RemoteCall], job: Job) -> list[tuple[RemoteCall, Outcome]]:
+    if not calls:
+        return []
+    backends = {name: get_backend(name) for name in {c.backend for c in calls}}
+    workers = max(1, min(settings.JOB_SUBMIT_CONCURRENCY, len(calls)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fal") as pool:
+        outcomes = pool.map(lambda c: _network_step(c, backends[c.backend], job), calls)
+        return list(zip(calls, outcomes, strict=True))
+
+
+def _network_step(call: RemoteCall, backend, job: Job) -> Outcome:
+    if call.state == CallState.SUBMITTING:
+        try:
+            return Outcome("submitted", request_id=backend.submit(call.endpoint, call.arguments))
+        except BackendError as exc:
+            return Outcome("submit_failed", error=exc)
+    result = call.result
+    status = None
+    try:
+        if result is None:
+            status = backend.status(call.endpoint, call.request_id)
+            if status.state != "completed":
+                return Outcome("status", status=status)
+            if status.error:
+                err = RemoteUnavailable(f"remote error: {status.error}")
+                return Outcome("remote_failed", status=status, error=err)
+            result = backend.result(call.endpoint, call.request_id)
+        url = output_url(result, call.output_kind)
+        cap = settings.MAX_LORA_BYTES if call.output_kind == "lora" else settings.MAX_DOWNLOAD_BYTES
+        with tempfile.NamedTemporaryFile(delete=False, prefix="webtoon-dl-") as tmp:
+            try:
+                size = backend.download(url, tmp, max_bytes=cap)
+            except BaseException:
+                tmp.close()
+                os.unlink(tmp.name)
+                raise
+        return Outcome("completed", status=status, result=result, url=url, file_path=tmp.name,
+                       size=size)
+    except BackendError as exc:
+        if exc.retryable:
+            return Outcome("poll_error", status=status, result=result, error=exc)
+        return Outcome("remote_failed", status=status, result=result, error=exc)
+
+
+def output_url(result: dict[str, Any], output_kind: str) -> str:
+    """Where the useful file of a fal result lives."""
+    try:
+        if output_kind == "lora":
+            url = result["diffusers_lora_file"]["url"]
+        else:
+            url = result["images"][0]["url"]
+    except (KeyError, IndexError, TypeError) as exc:
+        raise RemoteRejected(f"result has no {output_kind} file") from exc
+    if not isinstance(url, str) or not url:
+        raise RemoteRejected(f"result has no {output_kind} file")
+    return url
+
+
+# --- applying outcomes (database, runner thread) ----------------------------------------------
+def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
+    """Record what the network step found; True when the call reached a final state."""
+    now = timezone.now()
+    call.last_checked_at = now
+    if outcome.kind == "submitted":
+        call.request_id, call.state, call.submitted_at = outcome.request_id, CallState.SUBMITTED, now
+        call.error_code = call.error_message = ""
+        call.save()
+        CallAttempt.objects.filter(call=call, number=call.attempts).update(
+            request_id=outcome.request_id
+        )
+        return False
+    if outcome.kind in ("submit_failed", "remote_failed"):
+        retry = outcome.kind == "remote_failed" and not isinstance(outcome.error, DownloadRefused)
+        return _fail_attempt(call, outcome.error, now, retryable=retry or outcome.error.retryable)
+    if outcome.status is not None:
+        _note_status(call, outcome.status, now, kind)
+    if outcome.kind == "poll_error":
+        call.result = outcome.result
+        call.error_message = f"{outcome.error}"  # transient; the next pass tries again
+        call.save()
+        return False
+    if outcome.kind == "completed":
+        _store_output(call, outcome, job, kind, now)
+        return True
+    call.save()
+    return False
+
+
+def _note_status(call: RemoteCall, status: RemoteStatus, now, kind: JobKind) -> None:
+    if status.state == "queued":
+        call.queue_position = status.queue_position
+        return
+    if call.state != CallState.RUNNING:
+        call.state, call.started_at = CallState.RUNNING, call.started_at or now
+        call.queue_position = None
+    logs = status.logs or []
+    if logs:
+        call.logs_seen = len(logs)
+        last = logs[-1]
+        call.last_log = str(last.get("message", "") if isinstance(last, dict) else last)[:2000]
+    steps = steps_from_logs(logs)
+    if steps:
+        call.current_step, call.total_steps = steps
+        fraction = steps[0] / steps[1]
+    else:
+        elapsed = (now - (call.started_at or now)).total_seconds()
+        fraction = estimate_from_elapsed(elapsed, kind.expected_seconds)
+    call.progress = max(call.progress, min(fraction, 0.99))
+
+
+def _store_output(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind, now) -> None:
+    ext = "safetensors" if call.output_kind == "lora" else _image_ext(outcome.result, outcome.url)
+    name = user_file_name(job.owner_id, f"jobs/{job.public_id}", ext)
+    try:
+        with open(outcome.file_path, "rb") as fh:
+            call.output_file.save(name, File(fh), save=False)
+    finally:
+        os.unlink(outcome.file_path)
+    call.result = outcome.result
+    call.output_url = outcome.url[:1000]
+    call.cost = kind.unit_cost
+    call.progress = 1.0
+    _finish(call, CallState.SUCCEEDED, "", "", now)
+    _close_attempt(call, "succeeded")
+
+
+def _image_ext(result: dict[str, Any] | None, url: str) -> str:
+    try:
+        content_type = result["images"][0].get("content_type") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        content_type = ""
+    if "png" in content_type or url.lower().endswith(".png"):
+        return "png"
+    if "webp" in content_type or url.lower().endswith(".webp"):
+        return "webp"
+    return "jpg"
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with jitter: base, 2*base, 4*base ... capped."""
+    base = settings.JOB_BACKOFF_BASE_SECONDS * (2 ** max(0, attempt - 1))
+    return min(settings.JOB_BACKOFF_MAX_SECONDS, base) * random.uniform(0.8, 1.2)
+
+
+def _fail_attempt(call: RemoteCall, error: BackendError, now, *, retryable: bool) -> bool:
+    _close_attempt(call, error.code, str(error))
+    call.error_code, call.error_message = error.code, str(error)[:2000]
+    if retryable and call.attempts < call.max_attempts:
+        call.state, call.request_id, call.result = CallState.PENDING, None, None
+        call.next_attempt_at = now + timedelta(seconds=backoff_seconds(call.attempts))
+        call.queue_position = None
+        call.save()
+        return False
+    _finish(call, CallState.FAILED, error.code, str(error)[:2000], now)
+    return True
+
+
+def _finish(call: RemoteCall, state: str, code: str, message: str, now) -> None:
+    call.state, call.finished_at = state, now
+    if code:
+        call.error_code, call.error_message = code, message
+    call.save()
+
+
+def _close_attempt(call: RemoteCall, outcome: str, message: str = "") -> None:
+    CallAttempt.objects.filter(call=call, number=call.attempts, finished_at__isnull=True).update(
+        outcome=outcome, error_message=message[:2000], finished_at=timezone.now()
+    )
+
+
+def _refresh(job: Job, kind: JobKind) -> None:
+    calls = list(job.calls.all())
+    if not calls:
+        return
+    done = [c for c in calls if c.state in TERMINAL_CALL_STATES]
+    progress = sum(1.0 if c.is_terminal else c.progress for c in calls) / len(calls)
+    job.progress = max(job.progress, min(progress, 1.0 if len(done) == len(calls) else 0.99))
+    job.cost_recorded = sum((c.cost for c in calls), Decimal("0"))
+    if len(done) < len(calls):
+        return
+    failed = [c for c in calls if c.state != CallState.SUCCEEDED]
+    ok = len(calls) - len(failed)
+    job.finished_at = timezone.now()
+    if not failed or (ok and kind.partial_ok):
+        job.state = JobState.SUCCEEDED
+        job.error_code = ""
+        job.error_message = f"{len(failed)}개 실패" if failed else ""
+    else:
+        job.state = JobState.FAILED
+        job.error_code = failed[0].error_code or "failed"
+        job.error_message = failed[0].error_message
+    job.progress = 1.0
+
+
+# --- support and user actions -----------------------------------------------------------------
+def retry_job(job: Job) -> Job:
+    """Run a finished job's failed calls again (fresh attempts, new deadline)."""
+    kind = get_kind(job.kind)
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        job.calls.filter(state__in=(CallState.FAILED, CallState.CANCELLED)).update(
+            state=CallState.PENDING,
+            attempts=0,
+            request_id=None,
+            result=None,
+            next_attempt_at=None,
+            error_code="",
+            error_message="",
+            progress=0,
+            finished_at=None,
+        )
+        job.state, job.error_code, job.error_message = JobState.QUEUED, "", ""
+        job.finished_at, job.locked_until = None, None
+        job.deadline_at = timezone.now() + timedelta(seconds=kind.deadline_seconds)
+        job.progress = 0
+        job.save()
+        enqueue(job)
+    return job
+
+
+def mark_refunded(job: Job, *, by) -> Job:
+    if job.refunded_at is None:
+        job.refunded_at, job.refunded_by = timezone.now(), by
+        job.save(update_fields=["refunded_at", "refunded_by"])
+    return job
+
+
+def request_refresh(job: Job) -> bool:
+    """Called by status reads: enqueue one pass if nobody looked at the job for a while.
+
+    The claim is a conditional UPDATE on last_checked_at, so many watchers cause one pass.
+    """
+    if job.is_terminal:
+        return False
+    now = timezone.now()
+    stale = now - timedelta(seconds=REFRESH_AFTER_SECONDS)
+    seen = Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=stale)
+    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    claimed = Job.objects.filter(seen, free, pk=job.pk).update(last_checked_at=now)
+    if claimed:
+        async_task(RUN_JOB_TASK, job.pk)
+    return bool(claimed)
+
+
+def reconcile() -> int:
+    """Periodic: enqueue a pass for every unfinished job that no runner holds."""
+    now = timezone.now()
+    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    quiet = Q(last_checked_at__isnull=True) | Q(
+        last_checked_at__lt=now - timedelta(seconds=REFRESH_AFTER_SECONDS)
+    )
+    ids = list(
+        Job.objects.exclude(state__in=TERMINAL_JOB_STATES).filter(free, quiet)
+        .values_list("pk", flat=True)
+    )
+    for job_id in ids:
+        async_task(RUN_JOB_TASK, job_id)
+    return len(ids)
+
+
+def create_image_job(user, prompt: str, image_size: str = "square_hd") -> Job:
+    """One prompt-only image on the LoRA endpoint (no LoRA): the smallest real job."""
+    spec = CallSpec(
+        endpoint=settings.FAL_ENDPOINTS["lora"],
+        arguments={
+            "prompt": prompt,
+            "image_size": image_size,
+            "num_inference_steps": settings.INFERENCE_STEPS,
+            "num_images": 1,
+            "enable_safety_checker": True,
+        },
+    )
+    return create_job(owner=user, kind="image", calls=[spec])

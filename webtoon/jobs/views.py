@@ -1,0 +1,40 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from . import queries, services
+from .forms import ImageJobForm
+from .presenters import job_dict
+
+
+@login_required
+def job_list(request):
+    form = ImageJobForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.create_image_job(
+            request.user, form.cleaned_data["prompt"].strip(), form.cleaned_data["image_size"]
+        )
+        messages.success(request, _("작업을 시작했습니다."))
+        return redirect("job_list")
+    jobs = [job_dict(j) for j in queries.jobs_for(request.user)[:30]]
+    return render(request, "jobs/job_list.html", {"form": form, "jobs": jobs})
+
+
+@login_required
+def job_detail(request, job_id):
+    job = queries.job_for(request.user, job_id)
+    services.request_refresh(job)
+    template = "jobs/job_list.html#job-card" if request.htmx else "jobs/job_detail.html"
+    return render(request, template, {"job": job_dict(job)})
+
+
+@login_required
+@require_POST
+def job_retry(request, job_id):
+    job = queries.job_for(request.user, job_id)
+    if job.state == "failed":
+        services.retry_job(job)
+        messages.info(request, _("다시 시도합니다."))
+    return redirect("job_list")
