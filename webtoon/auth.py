@@ -29,7 +29,9 @@ class SessionCsrfAuth(SessionAuth):
         if not request.user.is_authenticated:
             return None
         if check_csrf(request):
-            raise HttpError(403, _("CSRF 검증에 실패했습니다. 페이지를 새로고침한 뒤 다시 시도해주세요."))
+            raise HttpError(
+                403, _("CSRF 검증에 실패했습니다. 페이지를 새로고침한 뒤 다시 시도해주세요.")
+            )
         return request.COOKIES.get(self.param_name)
 
     def authenticate(self, request, key):

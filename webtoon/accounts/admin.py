@@ -25,9 +25,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             return super().save_model(request, obj, form, change)
         token, raw = services.create_api_token(user=obj.user, name=obj.name)
         obj.pk = token.pk
-        self.message_user(
-            request, _("새 토큰 (지금 한 번만 표시됩니다): %(raw)s") % {"raw": raw}
-        )
+        self.message_user(request, _("새 토큰 (지금 한 번만 표시됩니다): %(raw)s") % {"raw": raw})
 
     @admin.action(description=_("선택한 토큰 폐기"))
     def revoke(self, request, queryset):

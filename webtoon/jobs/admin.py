@@ -71,8 +71,13 @@ class JobAdmin(admin.ModelAdmin):
         "refunded_at",
         "created_at",
     )
-    list_filter = ("state", "kind", "error_code", ("owner", admin.RelatedOnlyFieldListFilter),
-                   "created_at")
+    list_filter = (
+        "state",
+        "kind",
+        "error_code",
+        ("owner", admin.RelatedOnlyFieldListFilter),
+        "created_at",
+    )
     search_fields = ("public_id", "owner__username", "owner__email", "calls__request_id")
     date_hierarchy = "created_at"
     list_select_related = ("owner",)
@@ -125,8 +130,14 @@ class CallAttemptInline(admin.TabularInline):
     model = CallAttempt
     extra = 0
     can_delete = False
-    readonly_fields = ("number", "request_id", "outcome", "error_message", "started_at",
-                       "finished_at")
+    readonly_fields = (
+        "number",
+        "request_id",
+        "outcome",
+        "error_message",
+        "started_at",
+        "finished_at",
+    )
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -134,8 +145,18 @@ class CallAttemptInline(admin.TabularInline):
 
 @admin.register(RemoteCall)
 class RemoteCallAdmin(admin.ModelAdmin):
-    list_display = ("endpoint", "slot", "job", "state", "request_id", "attempts", "cost",
-                    "error_code", "submitted_at", "finished_at")
+    list_display = (
+        "endpoint",
+        "slot",
+        "job",
+        "state",
+        "request_id",
+        "attempts",
+        "cost",
+        "error_code",
+        "submitted_at",
+        "finished_at",
+    )
     list_filter = ("state", "endpoint", "backend", "error_code")
     search_fields = ("request_id", "job__public_id", "job__owner__username")
     list_select_related = ("job",)

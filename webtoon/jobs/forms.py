@@ -12,6 +12,8 @@ class ImageJobForm(forms.Form):
     prompt = forms.CharField(
         label=_("프롬프트"),
         max_length=1000,
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("예: a tax accountant at a desk")}),
+        widget=forms.Textarea(
+            attrs={"rows": 2, "placeholder": _("예: a tax accountant at a desk")}
+        ),
     )
     image_size = forms.ChoiceField(label=_("크기"), choices=SIZE_CHOICES, initial="square_hd")

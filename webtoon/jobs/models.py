@@ -55,8 +55,12 @@ class Job(models.Model):
     deadline_at = models.DateTimeField(_("마감 시각"), null=True, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
-    cost_estimated = models.DecimalField(_("예상 비용($)"), max_digits=8, decimal_places=3, default=0)
-    cost_recorded = models.DecimalField(_("기록 비용($)"), max_digits=8, decimal_places=3, default=0)
+    cost_estimated = models.DecimalField(
+        _("예상 비용($)"), max_digits=8, decimal_places=3, default=0
+    )
+    cost_recorded = models.DecimalField(
+        _("기록 비용($)"), max_digits=8, decimal_places=3, default=0
+    )
     error_code = models.CharField(_("오류 원인"), max_length=40, blank=True, db_index=True)
     error_message = models.TextField(_("오류 메시지"), blank=True)
     refunded_at = models.DateTimeField(_("환불 시각"), null=True, blank=True)
@@ -95,7 +99,11 @@ class RemoteCall(models.Model):
     output_kind = models.CharField(max_length=16, default="image")
     backend = models.CharField(max_length=16)
     state = models.CharField(
-        _("상태"), max_length=16, choices=CallState.choices, default=CallState.PENDING, db_index=True
+        _("상태"),
+        max_length=16,
+        choices=CallState.choices,
+        default=CallState.PENDING,
+        db_index=True,
     )
     request_id = models.CharField(_("요청 ID"), max_length=100, null=True, blank=True, unique=True)
     attempts = models.PositiveSmallIntegerField(_("시도"), default=0)

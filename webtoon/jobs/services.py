@@ -287,8 +287,9 @@ def _network_step(call: RemoteCall, backend, job: Job) -> Outcome:
                 tmp.close()
                 os.unlink(tmp.name)
                 raise
-        return Outcome("completed", status=status, result=result, url=url, file_path=tmp.name,
-                       size=size)
+        return Outcome(
+            "completed", status=status, result=result, url=url, file_path=tmp.name, size=size
+        )
     except BackendError as exc:
         if exc.retryable:
             return Outcome("poll_error", status=status, result=result, error=exc)
@@ -315,7 +316,11 @@ def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
     now = timezone.now()
     call.last_checked_at = now
     if outcome.kind == "submitted":
-        call.request_id, call.state, call.submitted_at = outcome.request_id, CallState.SUBMITTED, now
+        call.request_id, call.state, call.submitted_at = (
+            outcome.request_id,
+            CallState.SUBMITTED,
+            now,
+        )
         call.error_code = call.error_message = ""
         call.save()
         CallAttempt.objects.filter(call=call, number=call.attempts).update(
@@ -503,7 +508,8 @@ def reconcile() -> int:
         last_checked_at__lt=now - timedelta(seconds=REFRESH_AFTER_SECONDS)
     )
     ids = list(
-        Job.objects.exclude(state__in=TERMINAL_JOB_STATES).filter(free, quiet)
+        Job.objects.exclude(state__in=TERMINAL_JOB_STATES)
+        .filter(free, quiet)
         .values_list("pk", flat=True)
     )
     for job_id in ids:

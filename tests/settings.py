@@ -1,0 +1,32 @@
+"""Test settings: the real settings, with the queue run inline and files in a temp folder."""
+
+import os
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("FAL_KEY", "")
+
+from webtoon.settings import *  # noqa: E402,F403
+from webtoon.settings import Q_CLUSTER  # noqa: E402
+
+_TMP = Path(tempfile.mkdtemp(prefix="webtoon-test-"))
+MEDIA_ROOT = _TMP / "media"
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": "/media/"},
+    },
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+WEBTOON_OFFLINE_DIR = _TMP / "offline"
+WEBTOON_BACKEND = "offline"
+WEBTOON_OFFLINE_IMAGE_SECONDS = 0.05
+WEBTOON_OFFLINE_TRAINING_SECONDS = 0.5
+FAL_KEY = "test-fal-key"
+Q_CLUSTER = {**Q_CLUSTER, "sync": True}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+JOB_POLL_INTERVAL = 0.01
+JOB_BACKOFF_BASE_SECONDS = 0.0
+JOB_TASK_BUDGET_SECONDS = 30
+LOGGING = {"version": 1, "disable_existing_loggers": False}

@@ -1,0 +1,449 @@
+"""A fake of fal.ai's HTTP API for tests and benchmarks (respx on httpx).
+
+It answers exactly what fal-client 1.0.x sends (see shared/spec/FAL.md §1), so the real
+fal-client code path runs end to end:
+
+- POST https://queue.fal.run/<app>                     -> request_id + the three URLs
+- GET  https://queue.fal.run/<owner>/<alias>/requests/<id>/status?logs=1
+                                                        -> IN_QUEUE / IN_PROGRESS / COMPLETED
+- GET  https://queue.fal.run/<owner>/<alias>/requests/<id>   -> the model output
+- PUT  https://queue.fal.run/<owner>/<alias>/requests/<id>/cancel -> 202
+- POST https://rest.fal.ai/storage/auth/token?storage_type=fal-cdn-v3 -> CDN token
+- POST https://v3.fal.media/files/upload               -> {"access_url"}
+- GET  https://v3.fal.media/files/<name>               -> the bytes
+
+Faults are injected per operation: `fake.fail("submit", status=500, times=2)`,
+`fake.fail("status", timeout=True)`, `fake.fail("result", malformed=True)`.
+Latency: `delay` (seconds slept in every answer) and `run_seconds` (wall time a request
+spends IN_PROGRESS before it completes); `queue_polls` / `running_polls` make a request
+need that many status reads in each state.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import respx
+from PIL import Image, ImageOps
+
+from webtoon.imaging.safetensors_file import build_safetensors
+from webtoon.imaging.sizes import requested_size
+
+QUEUE = "https://queue.fal.run"
+REST = "https://rest.fal.ai"
+CDN = "https://v3.fal.media"
+
+REQUEST_PATH = re.compile(
+    r"^/(?P<owner>[^/]+)/(?P<alias>[^/]+)/requests/(?P<rid>[^/]+)(?P<rest>/.*)?$"
+)
+
+
+@dataclass
+class Fault:
+    op: str
+    endpoint: str | None
+    times: int
+    status: int | None = None
+    timeout: bool = False
+    malformed: bool = False
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    match: Any = None  # submit only: a predicate on the arguments
+
+
+@dataclass
+class FakeRequest:
+    request_id: str
+    endpoint: str
+    arguments: dict[str, Any]
+    submitted_at: float
+    headers: dict[str, str]
+    status_polls: int = 0
+    started_at: float | None = None
+    cancelled: bool = False
+    output: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class FalFake:
+    def __init__(
+        self,
+        *,
+        delay: float = 0.0,
+        run_seconds: float = 0.0,
+        queue_polls: int = 1,
+        running_polls: int = 1,
+        training_logs: str = "steps",
+        concurrency: int | None = None,
+    ) -> None:
+        self.delay = delay
+        self.run_seconds = run_seconds
+        self.queue_polls = queue_polls
+        self.running_polls = running_polls
+        self.training_logs = training_logs  # "steps" | "plain" | "none"
+        self.concurrency = concurrency
+        self.requests: dict[str, FakeRequest] = {}
+        self.submissions: list[FakeRequest] = []
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.uploads: list[str] = []
+        self.faults: list[Fault] = []
+        self.calls: list[tuple[str, str]] = []  # (op, url) for every request answered
+        self.completion_errors: dict[str, str] = {}  # endpoint -> error on COMPLETED
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self.router = respx.mock(assert_all_called=False, assert_all_mocked=True)
+        self._install()
+
+    # --- public helpers --------------------------------------------------------------------
+    def __enter__(self) -> FalFake:
+        self.router.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.router.__exit__(*exc)
+
+    def fail(
+        self,
+        op: str,
+        *,
+        endpoint: str | None = None,
+        times: int = 1,
+        status: int | None = 500,
+        timeout: bool = False,
+        malformed: bool = False,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        match=None,
+    ) -> None:
+        """The next `times` answers to `op` (submit|status|result|cancel|token|upload|file)
+        fail: with an HTTP status, a read timeout, or a malformed body. `match` limits a
+        submit fault to requests whose arguments satisfy it."""
+        self.faults.append(
+            Fault(
+                op,
+                endpoint,
+                times,
+                None if (timeout or malformed) else status,
+                timeout,
+                malformed,
+                body,
+                headers or {},
+                match,
+            )
+        )
+
+    def complete_with_error(self, endpoint: str, error: str = "runner crashed") -> None:
+        self.completion_errors[endpoint] = error
+
+    def add_file(self, name: str, data: bytes, content_type: str = "application/octet-stream"):
+        self.files[name] = (data, content_type)
+        return f"{CDN}/files/{name}"
+
+    def submitted(self, endpoint: str | None = None) -> list[FakeRequest]:
+        return [r for r in self.submissions if endpoint is None or r.endpoint == endpoint]
+
+    def count(self, op: str) -> int:
+        return sum(1 for o, _ in self.calls if o == op)
+
+    # --- routing ---------------------------------------------------------------------------
+    def _install(self) -> None:
+        r = self.router
+        r.post(url__startswith=f"{REST}/storage/auth/token").mock(side_effect=self._token)
+        r.post(f"{REST}/storage/upload/initiate").mock(side_effect=self._initiate)
+        r.post(f"{CDN}/files/upload").mock(side_effect=self._upload)
+        r.put(url__startswith=f"{CDN}/files/").mock(side_effect=self._put_file)
+        r.get(url__startswith=f"{CDN}/files/").mock(side_effect=self._file)
+        r.route(url__startswith=QUEUE).mock(side_effect=self._queue)
+
+    def _fault(self, op: str, endpoint: str | None, arguments=None) -> httpx.Response | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.match is not None and not fault.match(arguments or {}):
+                    continue
+                if fault.op == op and fault.times > 0 and fault.endpoint in (None, endpoint):
+                    fault.times -= 1
+                    break
+            else:
+                return None
+        if fault.timeout:
+            raise httpx.ReadTimeout("fake fal: read timed out")
+        if fault.malformed:
+            return httpx.Response(200, text="<html>upstream hiccup</html>")
+        body = fault.body if fault.body is not None else {"detail": f"fake fal {fault.status}"}
+        return httpx.Response(fault.status, json=body, headers=fault.headers)
+
+    def _answer(
+        self, op: str, url: str, endpoint: str | None = None, arguments=None
+    ) -> httpx.Response | None:
+        self.calls.append((op, url))
+        if self.delay:
+            time.sleep(self.delay)
+        return self._fault(op, endpoint, arguments)
+
+    def _queue(self, request: httpx.Request) -> httpx.Response:
+        path = urlsplit(str(request.url)).path
+        match = REQUEST_PATH.match(path)
+        if request.method == "POST" and not match:
+            return self._submit(request, path.lstrip("/"))
+        if not match:
+            return httpx.Response(404, json={"detail": "Not Found"})
+        rid, rest = match["rid"], match["rest"] or ""
+        owner_alias = f"{match['owner']}/{match['alias']}"
+        fake = self.requests.get(rid)
+        if fake is None or not fake.endpoint.startswith(owner_alias):
+            return httpx.Response(404, json={"detail": "Request not found"})
+        if request.method == "GET" and rest == "/status":
+            return self._status(request, fake)
+        if request.method == "GET" and rest == "":
+            return self._result(request, fake)
+        if request.method == "PUT" and rest == "/cancel":
+            failed = self._answer("cancel", str(request.url), fake.endpoint)
+            if failed is not None:
+                return failed
+            fake.cancelled = True
+            return httpx.Response(202, json={"status": "CANCELLATION_REQUESTED"})
+        return httpx.Response(405, json={"detail": "Method Not Allowed"})
+
+    def _submit(self, request: httpx.Request, endpoint: str) -> httpx.Response:
+        try:
+            arguments = json.loads(request.content or b"{}")
+        except ValueError:
+            return httpx.Response(422, json={"detail": [{"msg": "invalid json"}]})
+        failed = self._answer("submit", str(request.url), endpoint, arguments)
+        if failed is not None:
+            return failed
+        if not request.headers.get("authorization", "").startswith("Key "):
+            return httpx.Response(401, json={"detail": "No credentials"})
+        with self._lock:
+            rid = f"req-{next(self._ids):05d}-{random.randrange(16**6):06x}"
+            fake = FakeRequest(rid, endpoint, arguments, time.monotonic(), dict(request.headers))
+            self.requests[rid] = fake
+            self.submissions.append(fake)
+        parts = endpoint.split("/")
+        base = f"{QUEUE}/{parts[0]}/{parts[1]}/requests/{rid}"
+        return httpx.Response(
+            200,
+            json={
+                "request_id": rid,
+                "gateway_request_id": rid,
+                "response_url": base,
+                "status_url": f"{base}/status",
+                "cancel_url": f"{base}/cancel",
+                "queue_position": 0,
+            },
+        )
+
+    def _running_count(self, now: float) -> int:
+        return sum(
+            1
+            for r in self.requests.values()
+            if r.started_at is not None
+            and not r.cancelled
+            and now - r.started_at < self.run_seconds
+        )
+
+    def _status(self, request: httpx.Request, fake: FakeRequest) -> httpx.Response:
+        failed = self._answer("status", str(request.url), fake.endpoint)
+        if failed is not None:
+            return failed
+        now = time.monotonic()
+        with self._lock:
+            fake.status_polls += 1
+            if fake.cancelled:
+                return httpx.Response(
+                    200,
+                    json={
+                        "status": "COMPLETED",
+                        "logs": None,
+                        "error": "cancelled",
+                        "error_type": "cancelled",
+                    },
+                )
+            if fake.started_at is None:
+                slots_free = self.concurrency is None or self._running_count(now) < self.concurrency
+                if fake.status_polls > self.queue_polls and slots_free:
+                    fake.started_at = now
+                else:
+                    ahead = sum(
+                        1
+                        for r in self.requests.values()
+                        if r.started_at is None
+                        and r.submitted_at < fake.submitted_at
+                        and not r.cancelled
+                    )
+                    return httpx.Response(200, json={"status": "IN_QUEUE", "queue_position": ahead})
+            running_polls = fake.status_polls - self.queue_polls
+            done = now - fake.started_at >= self.run_seconds and running_polls > self.running_polls
+            logs = self._logs(fake, 1.0 if done else self._fraction(fake, now))
+            if not done:
+                return httpx.Response(200, json={"status": "IN_PROGRESS", "logs": logs})
+            body: dict[str, Any] = {
+                "status": "COMPLETED",
+                "logs": logs,
+                "metrics": {"inference_time": round(now - fake.started_at, 3)},
+            }
+            error = self.completion_errors.get(fake.endpoint)
+            if error:
+                fake.error = error
+                body.update(error=error, error_type="runner_error")
+            return httpx.Response(200, json=body)
+
+    def _fraction(self, fake: FakeRequest, now: float) -> float:
+        if self.run_seconds > 0:
+            return min(0.99, (now - fake.started_at) / self.run_seconds)
+        return min(0.99, (fake.status_polls - self.queue_polls) / (self.running_polls + 1))
+
+    def _logs(self, fake: FakeRequest, fraction: float) -> list[dict[str, Any]] | None:
+        ts = "2026-01-01T00:00:00Z"
+        if "trainer" not in fake.endpoint and "training" not in fake.endpoint:
+            return [
+                {"message": "Generating...", "level": "INFO", "source": "user", "timestamp": ts}
+            ]
+        if self.training_logs == "none":
+            return None
+        total = int(fake.arguments.get("steps") or 1000)
+        logs = [
+            {"message": "Preprocessing images", "level": "INFO", "source": "user", "timestamp": ts}
+        ]
+        step = int(total * fraction)
+        if self.training_logs == "steps" and step:
+            logs.append(
+                {
+                    "message": f"Training: step {step}/{total} loss=0.08",
+                    "level": "INFO",
+                    "source": "user",
+                    "timestamp": ts,
+                }
+            )
+        elif self.training_logs == "plain":
+            logs.append(
+                {
+                    "message": "Training in progress",
+                    "level": "INFO",
+                    "source": "user",
+                    "timestamp": ts,
+                }
+            )
+        return logs
+
+    def _result(self, request: httpx.Request, fake: FakeRequest) -> httpx.Response:
+        failed = self._answer("result", str(request.url), fake.endpoint)
+        if failed is not None:
+            return failed
+        if fake.started_at is None or fake.cancelled:
+            return httpx.Response(400, json={"detail": "Request is still in progress"})
+        if fake.error:
+            return httpx.Response(422, json={"detail": fake.error})
+        if fake.output is None:
+            fake.output = self._make_output(fake)
+        return httpx.Response(200, json=fake.output)
+
+    # --- outputs ---------------------------------------------------------------------------
+    def _make_output(self, fake: FakeRequest) -> dict[str, Any]:
+        if "trainer" in fake.endpoint or "training" in fake.endpoint:
+            weights = build_safetensors({"lora.weight": [0.5] * 8}, {"fake": "true"})
+            return {
+                "diffusers_lora_file": {
+                    "url": self.add_file(f"{fake.request_id}.safetensors", weights),
+                    "content_type": "application/octet-stream",
+                    "file_name": "pytorch_lora_weights.safetensors",
+                    "file_size": len(weights),
+                },
+                "config_file": {
+                    "url": self.add_file(f"{fake.request_id}.json", b"{}", "application/json")
+                },
+            }
+        width, height = requested_size(fake.arguments)
+        image = self._source(fake.arguments)
+        if image is None:
+            seed = sum(fake.request_id.encode())
+            image = Image.new("RGB", (width, height), (seed % 256, 120, 200))
+        else:
+            image = ImageOps.fit(image, (width, height))
+            if "left" in str(fake.arguments.get("prompt", "")):
+                image = ImageOps.mirror(image)
+        buf = io.BytesIO()
+        image.save(buf, "JPEG", quality=88)
+        url = self.add_file(f"{fake.request_id}.jpg", buf.getvalue(), "image/jpeg")
+        return {
+            "images": [
+                {"url": url, "width": width, "height": height, "content_type": "image/jpeg"}
+            ],
+            "seed": fake.arguments.get("seed", 42),
+            "has_nsfw_concepts": [False],
+            "prompt": fake.arguments.get("prompt", ""),
+            "timings": {"inference": 0.1},
+        }
+
+    def _source(self, arguments: dict[str, Any]) -> Image.Image | None:
+        for url in [arguments.get("image_url"), *(arguments.get("image_urls") or [])]:
+            name = str(url or "").rsplit("/files/", 1)[-1]
+            if url and name in self.files:
+                try:
+                    with Image.open(io.BytesIO(self.files[name][0])) as im:
+                        return im.convert("RGB")
+                except OSError:
+                    return None
+        return None
+
+    # --- storage ---------------------------------------------------------------------------
+    def _token(self, request: httpx.Request) -> httpx.Response:
+        failed = self._answer("token", str(request.url))
+        if failed is not None:
+            return failed
+        return httpx.Response(
+            200,
+            json={
+                "token": "cdn-token",
+                "token_type": "Bearer",
+                "base_url": CDN,
+                "expires_at": "2099-01-01T00:00:00+00:00",
+            },
+        )
+
+    def _initiate(self, request: httpx.Request) -> httpx.Response:
+        failed = self._answer("upload", str(request.url))
+        if failed is not None:
+            return failed
+        body = json.loads(request.content or b"{}")
+        name = f"gcs-{len(self.files)}-{body.get('file_name', 'upload.bin')}"
+        return httpx.Response(
+            200, json={"upload_url": f"{CDN}/files/{name}", "file_url": f"{CDN}/files/{name}"}
+        )
+
+    def _put_file(self, request: httpx.Request) -> httpx.Response:
+        name = urlsplit(str(request.url)).path.rsplit("/", 1)[-1]
+        self.files[name] = (request.content, request.headers.get("content-type", ""))
+        self.uploads.append(name)
+        return httpx.Response(200)
+
+    def _upload(self, request: httpx.Request) -> httpx.Response:
+        failed = self._answer("upload", str(request.url))
+        if failed is not None:
+            return failed
+        if request.headers.get("authorization") != "Bearer cdn-token":
+            return httpx.Response(401, json={"detail": "bad CDN token"})
+        name = f"up-{len(self.files):04d}-{request.headers.get('x-fal-file-name', 'file')}"
+        self.files[name] = (request.content, request.headers.get("content-type", ""))
+        self.uploads.append(name)
+        return httpx.Response(200, json={"access_url": f"{CDN}/files/{name}"})
+
+    def _file(self, request: httpx.Request) -> httpx.Response:
+        failed = self._answer("file", str(request.url))
+        if failed is not None:
+            return failed
+        name = urlsplit(str(request.url)).path.rsplit("/", 1)[-1]
+        if name not in self.files:
+            return httpx.Response(404, json={"detail": "File not found"})
+        data, content_type = self.files[name]
+        return httpx.Response(200, content=data, headers={"content-type": content_type})
