@@ -1,7 +1,7 @@
 from datetime import datetime
 from uuid import UUID
 
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from . import queries, services
 from .presenters import job_dict
@@ -52,7 +52,7 @@ ERRORS = {401: Detail, 403: Detail, 404: Detail, 422: Detail}
 @router.post("/image", response={201: JobOut, **ERRORS}, summary="Generate one image (no LoRA)")
 def image_job(request, payload: ImageJobIn):
     job = services.create_image_job(request.auth, payload.prompt.strip(), payload.image_size)
-    return 201, job_dict(queries.job_for(request.auth, job.public_id))
+    return Status(201, job_dict(queries.job_for(request.auth, job.public_id)))
 
 
 @router.get("/", response={200: list[JobOut], **ERRORS})
@@ -71,6 +71,6 @@ def job_status(request, job_id: UUID):
 def retry(request, job_id: UUID):
     job = queries.job_for(request.auth, job_id)
     if job.state != "failed":
-        return 409, {"detail": "실패한 작업만 다시 시도할 수 있습니다."}
+        return Status(409, {"detail": "실패한 작업만 다시 시도할 수 있습니다."})
     services.retry_job(job)
     return job_dict(queries.job_for(request.auth, job_id))
