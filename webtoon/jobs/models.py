@@ -153,3 +153,6 @@ class CallAttempt(models.Model):
 
     class Meta:
         ordering = ["call", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of call {self.call_id} ({self.outcome or 'open'})"

@@ -217,8 +217,8 @@ def _fail_orphans(calls: list[RemoteCall], now) -> list[RemoteCall]:
             call,
             CallState.FAILED,
             "submit_unknown",
-            "제출 중 작업자가 중단되어 결과를 알 수 없습니다. 이중 과금을 막기 위해 자동 재제출하지 "
-            "않았습니다.",
+            "제출 중 작업자가 중단되어 결과를 알 수 없습니다. "
+            "이중 과금을 막기 위해 자동 재제출하지 않았습니다.",
             now,
         )
         _close_attempt(call, "submit_unknown", call.error_message)

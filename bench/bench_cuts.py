@@ -1,0 +1,65 @@
+"""Benchmark: 24 cuts through the job engine against the fal HTTP fake.
+
+Every fal request takes a fixed time (default 2 s) once it leaves the queue. A sequential
+client would need 24 x that; the engine submits all cuts at once and polls them together,
+so the wall time should stay close to one call. Prints wall time / single-call delay.
+
+    make bench            # or: .venv/bin/python bench/bench_cuts.py --delay 2 --cuts 24
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--delay", type=float, default=2.0, help="seconds one fal call runs")
+    parser.add_argument("--cuts", type=int, default=24)
+    parser.add_argument("--concurrency", type=int, default=0, help="fal account limit (0: none)")
+    args = parser.parse_args()
+
+    os.environ["WEBTOON_DATA_DIR"] = tempfile.mkdtemp(prefix="webtoon-bench-")
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "webtoon.settings"
+    os.environ["FAL_KEY"] = "bench-key"
+    os.environ["JOB_POLL_INTERVAL"] = "0.25"
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    from webtoon.jobs import services
+    from webtoon.jobs.services import CallSpec
+    from webtoon.testing.fal_fake import FalFake
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_user("bench")
+    calls = [
+        CallSpec("fal-ai/flux-pro/kontext", {"prompt": f"cut {i}", "aspect_ratio": "1:1"}, slot=i)
+        for i in range(args.cuts)
+    ]
+    with FalFake(run_seconds=args.delay, queue_polls=0, running_polls=0,
+                 concurrency=args.concurrency or None) as fake:
+        job = services.create_job(owner=user, kind="image", calls=calls, start=False)
+        started = time.monotonic()
+        state = services.run_job(job.pk)
+        wall = time.monotonic() - started
+    job.refresh_from_db()
+    ok = job.calls.filter(state="succeeded").count()
+    print(f"cuts={args.cuts} delay={args.delay:.2f}s concurrency={args.concurrency or 'unlimited'}")
+    print(f"state={state} succeeded={ok}/{args.cuts} submits={len(fake.submissions)}")
+    print(f"wall={wall:.2f}s  wall/single-call={wall / args.delay:.2f}x  "
+          f"(sequential would be {args.cuts:.0f}x)")
+
+
+if __name__ == "__main__":
+    main()
