@@ -47,8 +47,9 @@ def main() -> None:
         CallSpec("fal-ai/flux-pro/kontext", {"prompt": f"cut {i}", "aspect_ratio": "1:1"}, slot=i)
         for i in range(args.cuts)
     ]
-    with FalFake(run_seconds=args.delay, queue_polls=0, running_polls=0,
-                 concurrency=args.concurrency or None) as fake:
+    with FalFake(
+        run_seconds=args.delay, queue_polls=0, running_polls=0, concurrency=args.concurrency or None
+    ) as fake:
         job = services.create_job(owner=user, kind="image", calls=calls, start=False)
         started = time.monotonic()
         state = services.run_job(job.pk)
@@ -57,8 +58,10 @@ def main() -> None:
     ok = job.calls.filter(state="succeeded").count()
     print(f"cuts={args.cuts} delay={args.delay:.2f}s concurrency={args.concurrency or 'unlimited'}")
     print(f"state={state} succeeded={ok}/{args.cuts} submits={len(fake.submissions)}")
-    print(f"wall={wall:.2f}s  wall/single-call={wall / args.delay:.2f}x  "
-          f"(sequential would be {args.cuts:.0f}x)")
+    print(
+        f"wall={wall:.2f}s  wall/single-call={wall / args.delay:.2f}x  "
+        f"(sequential would be {args.cuts:.0f}x)"
+    )
 
 
 if __name__ == "__main__":

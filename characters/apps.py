@@ -6,3 +6,6 @@ class CharactersConfig(AppConfig):
     name = "characters"
     verbose_name = _("캐릭터")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import generation  # noqa: F401  (registers the job kinds)

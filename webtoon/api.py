@@ -21,6 +21,7 @@ api = NinjaAPI(
 )
 api.add_router("/jobs/", "webtoon.jobs.api.router")
 api.add_router("/character/", "characters.api.router")
+api.add_router("/character/", "characters.generation_api.router")
 api.add_router("/scene/", "scenes.api.router")
 
 

@@ -23,6 +23,7 @@ class JobKind:
     expected_seconds: float  # for progress estimates when the remote side gives no steps
     long_running: bool = False  # advanced by the periodic reconciler, never a waiting loop
     partial_ok: bool = False  # some calls may fail and the job still succeeds
+    on_job_start: str | None = None  # hook(job) in the worker before the first submit
     on_call_finished: str | None = None  # hook(call) after a call reaches a final state
     on_job_finished: str | None = None  # hook(job) after the job reaches a final state
 

@@ -168,6 +168,8 @@ def advance_job(job_id: int) -> Job:
     kind = get_kind(job.kind)
     now = timezone.now()
     if job.state == JobState.QUEUED:
+        if start_hook := kind.hook("on_job_start"):
+            start_hook(job)  # e.g. re-host the photo where the backend can fetch it
         job.state, job.started_at = JobState.RUNNING, now
     open_calls = list(job.calls.exclude(state__in=TERMINAL_CALL_STATES))
     finished: list[RemoteCall] = []

@@ -228,7 +228,8 @@ class FalFake:
             rid = f"req-{next(self._ids):05d}-{random.randrange(16**6):06x}"
             fake = FakeRequest(rid, endpoint, arguments, time.monotonic(), dict(request.headers))
             if self.queue_polls == 0 and (
-                self.concurrency is None or self._running_count(fake.submitted_at) < self.concurrency
+                self.concurrency is None
+                or self._running_count(fake.submitted_at) < self.concurrency
             ):
                 fake.started_at = fake.submitted_at  # an idle runner picks it up at once
             self.requests[rid] = fake

@@ -1,0 +1,255 @@
+"""Steps 2–3 of a new character: the style choice and the 24 cuts, generated together.
+
+All cuts of a set are one job; the engine submits them at once and polls them together.
+Hooks registered with the job kind turn finished calls into curated-grid cuts.
+"""
+
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from PIL import Image, ImageOps
+
+from webtoon.exceptions import Conflict, InvalidInput
+from webtoon.imaging import get_backend
+from webtoon.jobs import services as jobs
+from webtoon.jobs.kinds import JobKind, register
+from webtoon.jobs.models import CallState, Job, RemoteCall
+from webtoon.media import media_url, user_file_name
+
+from .enums import SessionState, StyleId
+from .models import CreationSession, Cut, Photo
+from .prompts import base_cuts, build_generation_prompt
+
+CUT_SIZE = (1024, 1024)
+ESTIMATED_SECONDS = 180
+
+CUTS = register(
+    JobKind(
+        name="cuts",
+        label="학습 이미지 생성",
+        deadline_setting="GENERATION_TIMEOUT_SECONDS",
+        max_attempts_setting="GENERATION_MAX_ATTEMPTS",
+        cost_setting="COST_PER_IMAGE_GENERATION",
+        expected_seconds=60,
+        partial_ok=True,
+        on_job_start="characters.generation.prepare_job",
+        on_call_finished="characters.generation.cut_finished",
+        on_job_finished="characters.generation.set_finished",
+    )
+)
+
+
+# --- step 2: style --------------------------------------------------------------------------
+def estimated_generation_cost(count: int | None = None) -> Decimal:
+    count = settings.GENERATION_CUTS_COUNT if count is None else count
+    return (Decimal(str(settings.COST_PER_IMAGE_GENERATION)) * count).quantize(Decimal("0.01"))
+
+
+def select_style(*, owner, photo_id, style_id: str, custom_prompt: str | None) -> CreationSession:
+    photo = get_object_or_404(Photo, public_id=photo_id, owner=owner)
+    custom = (custom_prompt or "").strip()
+    if style_id not in StyleId.values:
+        raise InvalidInput(_("알 수 없는 스타일입니다."))
+    if style_id == StyleId.CUSTOM and not custom:
+        raise InvalidInput(_("원하는 스타일을 설명해주세요."))
+    if len(custom) > 200:
+        raise InvalidInput(_("커스텀 스타일은 200자 이내로 입력해주세요."))
+    return CreationSession.objects.create(
+        owner=owner,
+        photo=photo,
+        style_id=style_id,
+        custom_prompt=custom if style_id == StyleId.CUSTOM else "",
+    )
+
+
+# --- step 3: generation ---------------------------------------------------------------------
+def cut_call(session: CreationSession, cut: Cut) -> jobs.CallSpec:
+    """The backend request for one cut. The photo URL is filled in by prepare_job, in the
+    worker, once the photo is hosted where the backend can fetch it."""
+    prompt = build_generation_prompt(session.style_id, session.custom_prompt, cut.pose_prompt)
+    if session.style_id == StyleId.ORIGINAL:
+        endpoint = settings.FAL_ENDPOINTS["kontext"]
+        arguments = {
+            "prompt": prompt,
+            "image_url": None,
+            "aspect_ratio": "1:1",
+            "num_images": 1,
+            "output_format": "jpeg",
+        }
+    else:
+        endpoint = settings.FAL_ENDPOINTS["styled"]
+        arguments = {
+            "prompt": prompt,
+            "image_urls": None,
+            "image_size": "square_hd",
+            "num_images": 1,
+            "output_format": "jpeg",
+        }
+    return jobs.CallSpec(endpoint, arguments, slot=cut.number)
+
+
+def start_generation(*, owner, session_id) -> Job:
+    """Create the 24 cuts and one job that generates them all at once."""
+    with transaction.atomic():
+        session = get_object_or_404(
+            CreationSession.objects.select_for_update(), public_id=session_id, owner=owner
+        )
+        if session.cuts.exists():
+            raise Conflict(_("이 세션의 컷은 이미 생성했습니다."))
+        templates = base_cuts()[: settings.GENERATION_CUTS_COUNT]
+        cuts = Cut.objects.bulk_create(
+            Cut(
+                session=session,
+                number=i,
+                template_id=t.id,
+                category=t.category,
+                pose_prompt=t.prompt,
+                label_ko=t.label_ko,
+            )
+            for i, t in enumerate(templates, start=1)
+        )
+        job = _start_job(session, cuts)
+        session.state = SessionState.GENERATING
+        session.save(update_fields=["state", "updated_at"])
+    return job
+
+
+def _start_job(session: CreationSession, cuts: list[Cut]) -> Job:
+    job = jobs.create_job(
+        owner=session.owner,
+        kind=CUTS.name,
+        calls=[cut_call(session, cut) for cut in cuts],
+        subject={"session": session.pk},
+    )
+    calls = {c.slot: c for c in job.calls.all()}
+    for cut in cuts:
+        cut.call = calls[cut.number]
+    Cut.objects.bulk_update(cuts, ["call"])
+    return job
+
+
+def photo_remote_url(photo: Photo, backend_name: str) -> str:
+    """The photo hosted where the backend can fetch it (cached per backend)."""
+    if photo.remote_url and photo.remote_backend == backend_name:
+        return photo.remote_url
+    with photo.image.open("rb") as fh:
+        data = fh.read()
+    url = get_backend(backend_name).upload(data, "image/jpeg", "photo.jpg")
+    Photo.objects.filter(pk=photo.pk).update(remote_url=url, remote_backend=backend_name)
+    photo.remote_url, photo.remote_backend = url, backend_name
+    return url
+
+
+def prepare_job(job: Job) -> None:
+    session = CreationSession.objects.select_related("photo").get(pk=job.subject["session"])
+    for call in job.calls.filter(state=CallState.PENDING):
+        url = photo_remote_url(session.photo, call.backend)
+        if "image_urls" in call.arguments:
+            call.arguments["image_urls"] = [url]
+        else:
+            call.arguments["image_url"] = url
+        call.save(update_fields=["arguments"])
+
+
+def cut_finished(call: RemoteCall) -> None:
+    cut = Cut.objects.select_related("session").filter(call=call).first()
+    if cut is None:
+        return
+    if call.state != CallState.SUCCEEDED:
+        cut.error = call.error_message or _("생성에 실패했습니다.")
+        cut.selected = False
+        cut.save(update_fields=["error", "selected"])
+        return
+    with call.output_file.open("rb") as fh:
+        data = normalize_cut(fh.read())
+    name = user_file_name(cut.session.owner_id, "cuts", "jpg")
+    cut.image.save(name, ContentFile(data), save=False)
+    cut.error = ""
+    cut.save(update_fields=["image", "error"])
+
+
+def normalize_cut(data: bytes) -> bytes:
+    """A 1024×1024 JPEG (resized only when it is not that size already)."""
+    with Image.open(io.BytesIO(data)) as im:
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        if im.size != CUT_SIZE:
+            im = ImageOps.fit(im, CUT_SIZE, Image.Resampling.LANCZOS)
+        out = io.BytesIO()
+        im.save(out, "JPEG", quality=95)
+        return out.getvalue()
+
+
+def set_finished(job: Job) -> None:
+    session = CreationSession.objects.get(pk=job.subject["session"])
+    running = Job.objects.filter(
+        kind=CUTS.name, subject__session=session.pk, state__in=("queued", "running")
+    )
+    if session.state == SessionState.GENERATING and not running.exists():
+        session.state = SessionState.CURATING
+        session.save(update_fields=["state", "updated_at"])
+
+
+# --- status ---------------------------------------------------------------------------------
+CUT_STATES = {
+    CallState.PENDING: "pending",
+    CallState.SUBMITTING: "generating",
+    CallState.SUBMITTED: "generating",
+    CallState.RUNNING: "generating",
+    CallState.SUCCEEDED: "completed",
+    CallState.FAILED: "failed",
+    CallState.CANCELLED: "failed",
+}
+
+
+def generation_status(*, owner, task_id) -> dict:
+    """The whole session's cuts, whichever of the session's generation jobs is asked."""
+    job = get_object_or_404(Job, public_id=task_id, owner=owner, kind=CUTS.name)
+    session = CreationSession.objects.get(pk=job.subject["session"])
+    jobs_of_session = list(Job.objects.filter(kind=CUTS.name, subject__session=session.pk))
+    for each in jobs_of_session:
+        jobs.request_refresh(each)
+    cuts = list(session.cuts.select_related("call").order_by("number"))
+    states = [cut_state(cut) for cut in cuts]
+    done = sum(s == "completed" for s in states)
+    if any(not j.is_terminal for j in jobs_of_session):
+        status = "generating"
+    else:
+        status = "completed" if done else "failed"
+    failed_job = next((j for j in jobs_of_session if j.error_code == "deadline"), None)
+    return {
+        "task_id": str(job.public_id),
+        "session_id": str(session.public_id),
+        "status": status,
+        "completed_cuts": done,
+        "total_cuts": len(cuts),
+        "preview_urls": [media_url(c.image.name) if c.image else None for c in cuts],
+        "message": _("생성이 지연되고 있습니다. 잠시 후 다시 시도해주세요.") if failed_job else "",
+        "cuts": [
+            {
+                "id": c.number,
+                "number": c.number,
+                "category": c.category,
+                "label": c.label_ko,
+                "state": s,
+                "url": media_url(c.image.name) if c.image else None,
+                "selected": c.selected,
+                "error": c.error,
+            }
+            for c, s in zip(cuts, states, strict=True)
+        ],
+    }
+
+
+def cut_state(cut: Cut) -> str:
+    if cut.image:
+        return "completed"
+    if cut.call is None:
+        return "failed" if cut.error else "pending"
+    return CUT_STATES.get(cut.call.state, "pending")

@@ -1,0 +1,105 @@
+"""API for steps 2–3: style selection and the 24-cut generation (mounted at /api/character/)."""
+
+from typing import Literal
+from uuid import UUID
+
+from ninja import Field, Router, Schema, Status
+
+from . import generation
+
+router = Router(tags=["character"])
+
+
+class Detail(Schema):
+    detail: str
+
+
+ERRORS = {401: Detail, 403: Detail, 404: Detail, 409: Detail, 422: Detail}
+
+StyleLiteral = Literal[
+    "original", "realistic_sketch", "chibi_2head", "kakao_emoticon", "simple_lineart", "custom"
+]
+
+
+class SelectStyleIn(Schema):
+    photo_id: UUID
+    style_id: StyleLiteral = "original"
+    custom_prompt: str | None = Field(None, max_length=200)
+
+
+class SelectStyleOut(Schema):
+    session_id: UUID
+    selected_style: str
+    estimated_cost: float
+    estimated_time_seconds: int
+
+
+class GenerateIn(Schema):
+    session_id: UUID
+
+
+class GenerateOut(Schema):
+    task_id: str
+    status: str
+    total_cuts: int
+    estimated_time_seconds: int
+
+
+class CutOut(Schema):
+    id: int
+    number: int
+    category: str
+    label: str
+    state: str
+    url: str | None
+    selected: bool
+    error: str
+
+
+class GenerationStatusOut(Schema):
+    task_id: str
+    session_id: str
+    status: str
+    completed_cuts: int
+    total_cuts: int
+    preview_urls: list[str | None]
+    message: str
+    cuts: list[CutOut]
+
+
+@router.post("/select-style", response={201: SelectStyleOut, **ERRORS})
+def select_style(request, payload: SelectStyleIn):
+    session = generation.select_style(
+        owner=request.auth,
+        photo_id=payload.photo_id,
+        style_id=payload.style_id,
+        custom_prompt=payload.custom_prompt,
+    )
+    return Status(
+        201,
+        {
+            "session_id": session.public_id,
+            "selected_style": session.style_id,
+            "estimated_cost": float(generation.estimated_generation_cost()),
+            "estimated_time_seconds": generation.ESTIMATED_SECONDS,
+        },
+    )
+
+
+@router.post("/generate-24-cuts", response={202: GenerateOut, **ERRORS})
+def generate_24_cuts(request, payload: GenerateIn):
+    job = generation.start_generation(owner=request.auth, session_id=payload.session_id)
+    return Status(
+        202,
+        {
+            "task_id": str(job.public_id),
+            "status": "generating",
+            "total_cuts": job.calls.count(),
+            "estimated_time_seconds": generation.ESTIMATED_SECONDS,
+        },
+    )
+
+
+@router.get("/generation-status/{task_id}", response={200: GenerationStatusOut, **ERRORS})
+def generation_status(request, task_id: UUID):
+    return generation.generation_status(owner=request.auth, task_id=task_id)
