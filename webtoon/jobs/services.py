@@ -460,7 +460,9 @@ def retry_job(job: Job) -> Job:
         job = Job.objects.select_for_update().get(pk=job.pk)
         job.calls.filter(state__in=(CallState.FAILED, CallState.CANCELLED)).update(
             state=CallState.PENDING,
-            attempts=0,
+            # Attempts keep counting (history numbers stay unique); the retry gets a fresh
+            # allowance on top of what was spent.
+            max_attempts=F("attempts") + kind.max_attempts,
             request_id=None,
             result=None,
             next_attempt_at=None,
