@@ -1,3 +1,22 @@
-from ninja import Router
+from ninja import File, Form, Router, Status, UploadedFile
+
+from . import photos
+from .schemas import Detail, PhotoOut, PhotoUploadIn
 
 router = Router(tags=["character"])
+
+UPLOAD_ERRORS = {code: Detail for code in (400, 401, 403, 413, 415, 422)}
+
+
+@router.post(
+    "/upload-photo",
+    response={201: PhotoOut, **UPLOAD_ERRORS},
+    summary="Step 1: upload the photo (JPG, PNG, WEBP; max 10 MB)",
+)
+def upload_photo(
+    request,
+    fields: Form[PhotoUploadIn],
+    photo: File[UploadedFile | None] = None,
+):
+    created = photos.upload_photo(owner=request.auth, upload=photo, consent=fields.consent)
+    return Status(201, created)

@@ -6,4 +6,5 @@ app_name = "characters"
 urlpatterns = [
     path("", views.character_list, name="list"),
     path("new/", views.new, name="new"),
+    path("new/<uuid:photo_id>/style/", views.style_select, name="style"),
 ]
