@@ -30,3 +30,5 @@ JOB_POLL_INTERVAL = 0.01
 JOB_BACKOFF_BASE_SECONDS = 0.0
 JOB_TASK_BUDGET_SECONDS = 30
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+STATIC_ROOT = _TMP / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every request otherwise
