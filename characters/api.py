@@ -1,11 +1,13 @@
 from ninja import File, Form, Router, Status, UploadedFile
 
+from webtoon.schemas import errors
+
 from . import photos
-from .schemas import Detail, PhotoOut, PhotoUploadIn
+from .schemas import PhotoOut, PhotoUploadIn
 
 router = Router(tags=["character"])
 
-UPLOAD_ERRORS = {code: Detail for code in (400, 401, 403, 413, 415, 422)}
+UPLOAD_ERRORS = errors(400, 401, 403, 413, 415, 422)
 
 
 @router.post(

@@ -5,16 +5,14 @@ from uuid import UUID
 
 from ninja import Field, Router, Schema, Status
 
+from webtoon.schemas import errors
+
 from . import generation
 
 router = Router(tags=["character"])
 
 
-class Detail(Schema):
-    detail: str
-
-
-ERRORS = {401: Detail, 403: Detail, 404: Detail, 409: Detail, 422: Detail}
+ERRORS = errors(401, 403, 404, 409, 422)
 
 StyleLiteral = Literal[
     "original", "realistic_sketch", "chibi_2head", "kakao_emoticon", "simple_lineart", "custom"

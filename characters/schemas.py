@@ -20,10 +20,6 @@ class PhotoUploadIn(Schema):
     consent: Annotated[bool, BeforeValidator(_blank_is_false)] = False
 
 
-class Detail(Schema):
-    detail: str
-
-
 class PhotoOut(Schema):
     photo_id: UUID
     photo_url: str

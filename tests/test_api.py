@@ -48,15 +48,20 @@ def test_session_post_without_csrf_token_is_refused(user, offline):
     assert "CSRF" in response.json()["detail"]
 
 
-def test_session_post_with_csrf_token_creates_a_job(user, offline,
-                                                    django_capture_on_commit_callbacks):
+def test_session_post_with_csrf_token_creates_a_job(
+    user, offline, django_capture_on_commit_callbacks
+):
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     client.get("/jobs/")  # sets the csrftoken cookie like a browser visit
     token = client.cookies["csrftoken"].value
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/api/jobs/image", {"prompt": "office"},
-                               content_type="application/json", HTTP_X_CSRFTOKEN=token)
+        response = client.post(
+            "/api/jobs/image",
+            {"prompt": "office"},
+            content_type="application/json",
+            HTTP_X_CSRFTOKEN=token,
+        )
     assert response.status_code == 201
     job_id = response.json()["id"]
     status = client.get(f"/api/jobs/{job_id}").json()
@@ -68,8 +73,9 @@ def test_bearer_post_needs_no_csrf(user, offline, django_capture_on_commit_callb
     _, raw = create_api_token(user=user, name="script")
     client = Client(enforce_csrf_checks=True)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/api/jobs/image", {"prompt": "cafe"},
-                               content_type="application/json", **bearer(raw))
+        response = client.post(
+            "/api/jobs/image", {"prompt": "cafe"}, content_type="application/json", **bearer(raw)
+        )
     assert response.status_code == 201
 
 

@@ -54,8 +54,11 @@ def download(backend, url, cap=10_000_000) -> bytes:
 
 def test_image_request_goes_queued_running_completed_and_yields_a_real_jpeg(backend):
     photo_url = backend.upload(jpeg_bytes((800, 600)), "image/jpeg", "photo.jpg")
-    args = {"prompt": "same person, big laugh, clean background", "image_url": photo_url,
-            "aspect_ratio": "1:1"}
+    args = {
+        "prompt": "same person, big laugh, clean background",
+        "image_url": photo_url,
+        "aspect_ratio": "1:1",
+    }
     rid = backend.submit(KONTEXT, args)
     status, seen = wait_completed(backend, KONTEXT, rid)
     assert status.error is None
@@ -82,8 +85,15 @@ def test_training_reports_steps_and_yields_a_valid_safetensors(backend, settings
         zf.writestr("01.jpg", jpeg_bytes())
         zf.writestr("01.txt", "sks_test, smiling")
     zip_url = backend.upload(zip_buf.getvalue(), "application/zip", "data.zip")
-    rid = backend.submit(TRAINER, {"images_data_url": zip_url, "trigger_phrase": "sks_test",
-                                   "steps": 1500, "learning_rate": 1e-4})
+    rid = backend.submit(
+        TRAINER,
+        {
+            "images_data_url": zip_url,
+            "trigger_phrase": "sks_test",
+            "steps": 1500,
+            "learning_rate": 1e-4,
+        },
+    )
     status, _ = wait_completed(backend, TRAINER, rid, limit=500)
     messages = " ".join(str(e.get("message")) for e in status.logs)
     assert "/1500" in messages
@@ -138,8 +148,11 @@ def test_fal_file_that_expired_is_reported_gone(fal):
 
 def test_fal_sends_the_key_and_exact_arguments(fal):
     backend = get_backend("fal")
-    args = {"prompt": "sks_kim, smiling", "loras": [{"path": "https://v3.fal.media/files/l",
-                                                     "scale": 0.8}], "image_size": "square"}
+    args = {
+        "prompt": "sks_kim, smiling",
+        "loras": [{"path": "https://v3.fal.media/files/l", "scale": 0.8}],
+        "image_size": "square",
+    }
     backend.submit(LORA, args)
     (req,) = fal.submitted(LORA)
     assert req.arguments == args

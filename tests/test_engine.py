@@ -40,8 +40,10 @@ register(
 
 
 def make_job(user, n=1, kind="image", endpoint=LORA, output_kind="image"):
-    calls = [CallSpec(endpoint, {"prompt": f"cut {i}"}, slot=i, output_kind=output_kind)
-             for i in range(n)]
+    calls = [
+        CallSpec(endpoint, {"prompt": f"cut {i}"}, slot=i, output_kind=output_kind)
+        for i in range(n)
+    ]
     return services.create_job(owner=user, kind=kind, calls=calls, start=False)
 
 
@@ -190,8 +192,9 @@ def test_call_left_submitting_by_a_dead_worker_is_not_resubmitted(user, fal):
 
 def test_long_running_job_gets_one_pass_per_run_and_reports_steps(user, fal):
     fal.running_polls = 3
-    job = make_job(user, kind="test_training", endpoint="fal-ai/flux-lora-portrait-trainer",
-                   output_kind="lora")
+    job = make_job(
+        user, kind="test_training", endpoint="fal-ai/flux-lora-portrait-trainer", output_kind="lora"
+    )
     RemoteCall.objects.filter(job=job).update(arguments={"steps": 1500, "images_data_url": "x"})
     assert services.run_job(job.pk) == JobState.RUNNING
     assert (len(fal.submissions), fal.count("status")) == (1, 0)  # one pass: submit only
@@ -212,8 +215,9 @@ def test_long_running_job_gets_one_pass_per_run_and_reports_steps(user, fal):
 
 def test_training_is_retried_twice_then_fails(user, fal):
     fal.fail("submit", status=500, times=5)
-    job = make_job(user, kind="test_training", endpoint="fal-ai/flux-lora-portrait-trainer",
-                   output_kind="lora")
+    job = make_job(
+        user, kind="test_training", endpoint="fal-ai/flux-lora-portrait-trainer", output_kind="lora"
+    )
     job = run_to_end(job)
     assert job.state == JobState.FAILED
     assert job.calls.get().attempts == 3  # 1 + TRAINING_MAX_RETRIES
@@ -257,8 +261,9 @@ def test_progress_never_goes_backwards(user, fal):
     assert seen[-1] == 1.0
 
 
-def test_offline_job_runs_end_to_end_through_the_queue(user, offline,
-                                                       django_capture_on_commit_callbacks):
+def test_offline_job_runs_end_to_end_through_the_queue(
+    user, offline, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         job = services.create_image_job(user, "a tax accountant smiling")
     job.refresh_from_db()

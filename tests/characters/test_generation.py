@@ -46,6 +46,17 @@ def generate(client, session_id, capture):
     return response
 
 
+def start_without_running(client, photo) -> Job:
+    """Start a generation whose runner is not executed (no on_commit), for step-by-step tests."""
+    session_id = select(client, photo).json()["session_id"]
+    response = client.post(
+        "/api/character/generate-24-cuts",
+        {"session_id": session_id},
+        content_type="application/json",
+    )
+    return Job.objects.get(public_id=response.json()["task_id"])
+
+
 @pytest.fixture
 def photo(user):
     return make_photo(user)
@@ -169,13 +180,7 @@ def test_generating_twice_is_a_conflict(
 
 def test_ten_minute_deadline_keeps_what_finished(alice_client, photo, fal, user):
     fal.queue_polls = 10_000
-    session_id = select(alice_client, photo).json()["session_id"]
-    response = alice_client.post(
-        "/api/character/generate-24-cuts",
-        {"session_id": session_id},
-        content_type="application/json",
-    )
-    job = Job.objects.get(public_id=response.json()["task_id"])
+    job = start_without_running(alice_client, photo)
     jobs.advance_job(job.pk)  # all 24 submitted, all stuck in fal's queue
     with time_machine.travel(timezone.now() + timedelta(minutes=10, seconds=5)):
         jobs.advance_job(job.pk)
@@ -187,13 +192,7 @@ def test_ten_minute_deadline_keeps_what_finished(alice_client, photo, fal, user)
 
 def test_worker_killed_mid_generation_resumes_without_resubmitting(alice_client, photo, fal):
     fal.queue_polls = 2
-    session_id = select(alice_client, photo).json()["session_id"]
-    response = alice_client.post(
-        "/api/character/generate-24-cuts",
-        {"session_id": session_id},
-        content_type="application/json",
-    )
-    job = Job.objects.get(public_id=response.json()["task_id"])
+    job = start_without_running(alice_client, photo)
     assert jobs.claim(job.pk)
     jobs.advance_job(job.pk)  # the worker submits everything, then dies holding the lease
     assert len(fal.submissions) == 24

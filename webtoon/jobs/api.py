@@ -3,6 +3,8 @@ from uuid import UUID
 
 from ninja import Field, Router, Schema, Status
 
+from webtoon.schemas import Detail, errors
+
 from . import queries, services
 from .presenters import job_dict
 
@@ -42,11 +44,7 @@ class ImageJobIn(Schema):
     image_size: str = Field("square_hd", pattern=f"^({IMAGE_SIZES})$")
 
 
-class Detail(Schema):
-    detail: str
-
-
-ERRORS = {401: Detail, 403: Detail, 404: Detail, 422: Detail}
+ERRORS = errors(401, 403, 404, 422)
 
 
 @router.post("/image", response={201: JobOut, **ERRORS}, summary="Generate one image (no LoRA)")

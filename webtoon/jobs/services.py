@@ -108,16 +108,20 @@ def enqueue(job: Job) -> None:
     transaction.on_commit(lambda: async_task(RUN_JOB_TASK, job_id))
 
 
+def _lease_free(now) -> Q:
+    """Jobs no runner holds: never leased, or the lease ran out."""
+    return Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+
+
 # --- leases -----------------------------------------------------------------------------------
 def claim(job_id: int) -> bool:
     """Take the job's lease with a conditional UPDATE: one runner per job at a time."""
     now = timezone.now()
     until = now + timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
     taken = (
         Job.objects.filter(pk=job_id)
         .exclude(state__in=TERMINAL_JOB_STATES)
-        .filter(free)
+        .filter(_lease_free(now))
         .update(locked_until=until)
     )
     return taken == 1
@@ -497,7 +501,7 @@ def request_refresh(job: Job) -> bool:
     now = timezone.now()
     stale = now - timedelta(seconds=REFRESH_AFTER_SECONDS)
     seen = Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=stale)
-    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    free = _lease_free(now)
     claimed = Job.objects.filter(seen, free, pk=job.pk).update(last_checked_at=now)
     if claimed:
         async_task(RUN_JOB_TASK, job.pk)
@@ -507,7 +511,7 @@ def request_refresh(job: Job) -> bool:
 def reconcile() -> int:
     """Periodic: enqueue a pass for every unfinished job that no runner holds."""
     now = timezone.now()
-    free = Q(locked_until__isnull=True) | Q(locked_until__lt=now)
+    free = _lease_free(now)
     quiet = Q(last_checked_at__isnull=True) | Q(
         last_checked_at__lt=now - timedelta(seconds=REFRESH_AFTER_SECONDS)
     )
