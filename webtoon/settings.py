@@ -242,6 +242,14 @@ COST_PER_LORA_TRAINING = env.float("COST_PER_LORA_TRAINING", default=2.00)
 COST_PER_LORA_INFERENCE = env.float("COST_PER_LORA_INFERENCE", default=0.03)
 KRW_PER_USD = env.float("KRW_PER_USD", default=1400)
 
+# --- Abuse limits --------------------------------------------------------------------------
+# Every action that pays fal (a cut set, more cuts, a regenerated cut, a training, test images,
+# a scene, an episode panel) counts against the owner's rate limit ("N/s|m|h|d", empty = off)
+# and a daily spend cap in dollars (estimated cost of the day's jobs, refunds excluded; 0 = off).
+# Either refusal is a 429 with a Korean {"detail"} on the API and a message on the page.
+RATE_LIMIT_COSTLY = env("RATE_LIMIT_COSTLY", default="30/10m")
+DAILY_SPEND_CAP_USD = env.float("DAILY_SPEND_CAP_USD", default=25.0)
+
 # Job engine: how often a runner polls fal, how long one task may run before it hands the
 # job back to the queue, and the lease after which a silent job counts as abandoned.
 JOB_POLL_INTERVAL = env.float("JOB_POLL_INTERVAL", default=1.0)
