@@ -12,6 +12,10 @@ def check_cut(cut_id: int) -> None:
         logger.info("cut %s is gone; nothing to check", cut_id)
 
 
+def recheck_stale_cuts() -> int:
+    return curation.recheck_stale_cuts()
+
+
 def purge_deleted() -> int:
     from . import management
 

@@ -1,6 +1,7 @@
 """The job engine: submit, poll, retry with backoff, deadlines, worker death and resume."""
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -10,6 +11,7 @@ from webtoon.jobs import services
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallAttempt, CallState, Job, JobState, RemoteCall
 from webtoon.jobs.services import CallSpec
+from webtoon.testing.fal_fake import Chaos
 
 pytestmark = pytest.mark.django_db
 
@@ -271,3 +273,67 @@ def test_offline_job_runs_end_to_end_through_the_queue(
     call = job.calls.get()
     assert call.backend == "offline"
     assert call.output_file.size > 1000
+
+
+# --- lost answers and workers dying mid-pass (what the soak provokes at scale) -------------------
+def test_a_lost_submit_answer_fails_the_call_instead_of_paying_twice(user, fal):
+    fal.chaos = Chaos(timeout_rate=1.0)  # fal queues the request; the answer never comes back
+    job = make_job(user, n=2, kind="test_batch")
+    services.advance_job(job.pk)
+    fal.chaos = None
+    job = run_to_end(job)
+    assert len(fal.submissions) == 2  # fal-client did not re-POST, the engine did not resubmit
+    assert all("x-fal-request-timeout" in r.headers for r in fal.submissions)
+    calls = RemoteCall.objects.filter(job=job)
+    assert set(calls.values_list("error_code", flat=True)) == {"submit_unknown"}
+    assert "이중 과금" in job.error_message
+    history = CallAttempt.objects.filter(call__job=job).values_list("outcome", flat=True)
+    assert list(history) == ["submit_unknown", "submit_unknown"]
+
+
+def test_a_refused_connection_on_submit_is_safe_to_retry(user, fal):
+    fal.fail("submit", status=503, times=1)  # answered: fal did not queue it
+    job = run_to_end(make_job(user))
+    assert job.state == JobState.SUCCEEDED
+    assert len(fal.submissions) == 1
+
+
+_deaths = []
+
+
+def die_once(call):
+    """An on_call_finished hook whose worker is killed the first time it runs."""
+    if not _deaths:
+        _deaths.append(call.pk)
+        raise SystemExit("worker killed")
+
+
+register(
+    JobKind(
+        name="test_dies_in_hook",
+        label="dies",
+        deadline_setting="GENERATION_TIMEOUT_SECONDS",
+        max_attempts_setting="GENERATION_MAX_ATTEMPTS",
+        cost_setting="COST_PER_IMAGE_GENERATION",
+        expected_seconds=10,
+        on_call_finished="tests.test_engine.die_once",
+    )
+)
+
+
+def test_worker_killed_while_finishing_a_call_redoes_it_without_losing_the_result(
+    user, fal, settings
+):
+    _deaths.clear()
+    job = make_job(user, kind="test_dies_in_hook")
+    with pytest.raises(SystemExit):
+        for _ in range(50):
+            services.advance_job(job.pk)
+    call = RemoteCall.objects.get(job=job)
+    assert call.state != CallState.SUCCEEDED  # the pass died: nothing of it was committed
+    job = run_to_end(job)
+    call.refresh_from_db()
+    assert job.state == JobState.SUCCEEDED and call.output_file
+    assert len(fal.submissions) == 1  # the request was polled again, not sent again
+    folder = Path(settings.MEDIA_ROOT) / Path(call.output_file.name).parent
+    assert [p.name for p in folder.iterdir()] == [Path(call.output_file.name).name]

@@ -11,6 +11,7 @@ from .base import (
     RemoteRejected,
     RemoteStatus,
     RemoteUnavailable,
+    SubmitUnknown,
 )
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "RemoteRejected",
     "RemoteStatus",
     "RemoteUnavailable",
+    "SubmitUnknown",
     "get_backend",
 ]
 

@@ -34,6 +34,15 @@ class RemoteUnavailable(BackendError):
     code = "remote_unavailable"
 
 
+class SubmitUnknown(BackendError):
+    """A submit whose answer was lost after the request went out (a read timeout, a dropped
+    connection): fal may have queued it. Never retried automatically, so work is never paid
+    for twice; the call fails with this code for support to see."""
+
+    retryable = False
+    code = "submit_unknown"
+
+
 class RemoteRejected(BackendError):
     """The service refused the request (4xx): the same request will fail again."""
 
@@ -60,9 +69,16 @@ class ImageBackend(abc.ABC):
 
     @abc.abstractmethod
     def submit(
-        self, endpoint: str, arguments: dict[str, Any], *, webhook_url: str | None = None
+        self,
+        endpoint: str,
+        arguments: dict[str, Any],
+        *,
+        webhook_url: str | None = None,
+        start_timeout: float | None = None,
     ) -> str:
-        """Queue a request and return its request id; returns fast."""
+        """Queue a request and return its request id; returns fast. `start_timeout`: seconds
+        the service may keep it queued before giving up (our deadline for the work).
+        Raises SubmitUnknown when the request may have been queued but the answer was lost."""
 
     @abc.abstractmethod
     def status(self, endpoint: str, request_id: str) -> RemoteStatus: ...

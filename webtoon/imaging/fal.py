@@ -15,6 +15,8 @@ import httpx
 from django.conf import settings
 from fal_client.auth import MissingCredentialsError
 
+from webtoon.logsafety import redact
+
 from .base import (
     BackendError,
     DownloadRefused,
@@ -23,6 +25,7 @@ from .base import (
     RemoteRejected,
     RemoteStatus,
     RemoteUnavailable,
+    SubmitUnknown,
 )
 
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -31,7 +34,8 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 def _map_error(exc: Exception) -> BackendError:
     if isinstance(exc, fal_client.FalClientHTTPError):
         code = exc.status_code
-        message = f"fal {code}: {exc.message}"
+        # fal's reply is shown to users and support: never let it echo our key back.
+        message = redact(f"fal {code}: {exc.message}")
         if code in (408, 409, 429) or code >= 500:
             return RemoteUnavailable(message, status_code=code)
         if code in (403, 404, 410):
@@ -44,7 +48,25 @@ def _map_error(exc: Exception) -> BackendError:
     if isinstance(exc, MissingCredentialsError):
         return RemoteRejected("FAL_KEY is not set")
     # KeyError / ValueError / JSONDecodeError: a reply that does not follow fal's protocol.
-    return RemoteUnavailable(f"malformed fal reply: {exc.__class__.__name__}: {exc}")
+    return RemoteUnavailable(redact(f"malformed fal reply: {exc.__class__.__name__}: {exc}"))
+
+
+def _clean_logs(logs) -> list:
+    """fal's log lines (the last one is shown as progress), with any secret scrubbed."""
+    return [
+        {**line, "message": redact(line["message"])}
+        if isinstance(line, dict) and isinstance(line.get("message"), str)
+        else line
+        for line in logs or []
+    ]
+
+
+def _answer_lost(exc: BaseException | None) -> bool:
+    """The request went out but no answer came back: fal may have queued it. A refused or
+    timed-out connection never reached fal and is safe to try again."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return False
+    return isinstance(exc, httpx.TimeoutException | httpx.NetworkError | httpx.RemoteProtocolError)
 
 
 class FalBackend(ImageBackend):
@@ -70,8 +92,21 @@ class FalBackend(ImageBackend):
         ) as exc:
             raise _map_error(exc) from exc
 
-    def submit(self, endpoint, arguments, *, webhook_url=None) -> str:
-        handle = self._call(self.client.submit, endpoint, arguments, webhook_url=webhook_url)
+    def submit(self, endpoint, arguments, *, webhook_url=None, start_timeout=None) -> str:
+        # start_timeout is sent as X-Fal-Request-Timeout, which also stops fal-client from
+        # silently re-POSTing after a read timeout (a lost answer could be a second paid job).
+        try:
+            handle = self._call(
+                self.client.submit,
+                endpoint,
+                arguments,
+                webhook_url=webhook_url,
+                start_timeout=max(2.0, start_timeout) if start_timeout else None,
+            )
+        except RemoteUnavailable as exc:
+            if _answer_lost(exc.__cause__):
+                raise SubmitUnknown(f"fal submit answer lost: {exc}") from exc
+            raise
         return handle.request_id
 
     def status(self, endpoint, request_id) -> RemoteStatus:
@@ -79,11 +114,12 @@ class FalBackend(ImageBackend):
         if isinstance(st, fal_client.Queued):
             return RemoteStatus("queued", queue_position=st.position)
         if isinstance(st, fal_client.InProgress):
-            return RemoteStatus("running", logs=list(st.logs or []))
+            return RemoteStatus("running", logs=_clean_logs(st.logs))
         if isinstance(st, fal_client.Completed):
             error = st.error or (st.error_type and f"fal error: {st.error_type}") or None
-            return RemoteStatus("completed", logs=list(st.logs or []), error=error)
-        raise RemoteUnavailable(f"unknown fal status {st!r}")
+            error = None if error is None else redact(error)
+            return RemoteStatus("completed", logs=_clean_logs(st.logs), error=error)
+        raise RemoteUnavailable(redact(f"unknown fal status {st!r}"))
 
     def result(self, endpoint, request_id) -> dict[str, Any]:
         out = self._call(self.client.result, endpoint, request_id)

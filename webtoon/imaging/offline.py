@@ -70,7 +70,7 @@ class OfflineBackend(ImageBackend):
         return float(settings.WEBTOON_OFFLINE_IMAGE_SECONDS)
 
     # --- the interface ---------------------------------------------------------------------
-    def submit(self, endpoint, arguments, *, webhook_url=None) -> str:
+    def submit(self, endpoint, arguments, *, webhook_url=None, start_timeout=None) -> str:
         request_id = uuid.uuid4().hex
         record = {
             "endpoint": endpoint,

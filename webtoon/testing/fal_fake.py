@@ -63,6 +63,33 @@ class Fault:
 
 
 @dataclass
+class Chaos:
+    """Random faults on every answer, for soak runs: latency drawn from `latency` (seconds),
+    `error_rate` of answers a 5xx, `timeout_rate` a read timeout. A submit that times out is
+    the worst case: fal queued it and the answer was lost on the way back."""
+
+    latency: tuple[float, float] = (0.0, 0.0)
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def roll(self) -> str | None:
+        with _CHAOS_LOCK:
+            pause = self.rng.uniform(*self.latency)
+            draw = self.rng.random()
+        if pause:
+            time.sleep(pause)
+        if draw < self.error_rate:
+            return "error"
+        if draw < self.error_rate + self.timeout_rate:
+            return "timeout"
+        return None
+
+
+_CHAOS_LOCK = threading.Lock()
+
+
+@dataclass
 class FakeRequest:
     request_id: str
     endpoint: str
@@ -76,6 +103,10 @@ class FakeRequest:
     error: str | None = None
 
 
+def _is_training(fake: FakeRequest) -> bool:
+    return "trainer" in fake.endpoint or "training" in fake.endpoint
+
+
 class FalFake:
     def __init__(
         self,
@@ -87,7 +118,12 @@ class FalFake:
         training_logs: str = "steps",
         concurrency: int | None = None,
         render: bool = True,
+        chaos: Chaos | None = None,
+        training_seconds: float | None = None,
     ) -> None:
+        self.chaos = chaos
+        # Wall time a training spends IN_PROGRESS (default: run_seconds like any request).
+        self.training_seconds = training_seconds
         # render=False: every image result is one pre-encoded picture, so a benchmark
         # measures our side, not the CPU this in-process fake spends drawing results.
         self.render = render
@@ -207,6 +243,12 @@ class FalFake:
         self.calls.append((op, url))
         if self.delay:
             time.sleep(self.delay)
+        if self.chaos is not None and op != "submit":  # a submit rolls in _submit
+            verdict = self.chaos.roll()
+            if verdict == "error":
+                return httpx.Response(503, json={"detail": "fake fal: service unavailable"})
+            if verdict == "timeout":
+                raise httpx.ReadTimeout("fake fal: read timed out")
         return self._fault(op, endpoint, arguments)
 
     def _queue(self, request: httpx.Request) -> httpx.Response:
@@ -241,6 +283,9 @@ class FalFake:
         failed = self._answer("submit", str(request.url), endpoint, arguments)
         if failed is not None:
             return failed
+        verdict = self.chaos.roll() if self.chaos is not None else None
+        if verdict == "error":
+            return httpx.Response(500, json={"detail": "fake fal: internal error"})
         if not request.headers.get("authorization", "").startswith("Key "):
             return httpx.Response(401, json={"detail": "No credentials"})
         with self._lock:
@@ -253,6 +298,8 @@ class FalFake:
                 fake.started_at = fake.submitted_at  # an idle runner picks it up at once
             self.requests[rid] = fake
             self.submissions.append(fake)
+        if verdict == "timeout":  # queued, but the answer is lost
+            raise httpx.ReadTimeout("fake fal: read timed out", request=request)
         parts = endpoint.split("/")
         base = f"{QUEUE}/{parts[0]}/{parts[1]}/requests/{rid}"
         return httpx.Response(
@@ -273,8 +320,13 @@ class FalFake:
             for r in self.requests.values()
             if r.started_at is not None
             and not r.cancelled
-            and now - r.started_at < self.run_seconds
+            and now - r.started_at < self._run_seconds(r)
         )
+
+    def _run_seconds(self, fake: FakeRequest) -> float:
+        if self.training_seconds is not None and _is_training(fake):
+            return self.training_seconds
+        return self.run_seconds
 
     def _status(self, request: httpx.Request, fake: FakeRequest) -> httpx.Response:
         failed = self._answer("status", str(request.url), fake.endpoint)
@@ -307,7 +359,10 @@ class FalFake:
                     )
                     return httpx.Response(200, json={"status": "IN_QUEUE", "queue_position": ahead})
             running_polls = fake.status_polls - self.queue_polls
-            done = now - fake.started_at >= self.run_seconds and running_polls > self.running_polls
+            done = (
+                now - fake.started_at >= self._run_seconds(fake)
+                and running_polls > self.running_polls
+            )
             logs = self._logs(fake, 1.0 if done else self._fraction(fake, now))
             if not done:
                 return httpx.Response(200, json={"status": "IN_PROGRESS", "logs": logs})
@@ -323,13 +378,13 @@ class FalFake:
             return httpx.Response(200, json=body)
 
     def _fraction(self, fake: FakeRequest, now: float) -> float:
-        if self.run_seconds > 0:
-            return min(0.99, (now - fake.started_at) / self.run_seconds)
+        if self._run_seconds(fake) > 0:
+            return min(0.99, (now - fake.started_at) / self._run_seconds(fake))
         return min(0.99, (fake.status_polls - self.queue_polls) / (self.running_polls + 1))
 
     def _logs(self, fake: FakeRequest, fraction: float) -> list[dict[str, Any]] | None:
         ts = "2026-01-01T00:00:00Z"
-        if "trainer" not in fake.endpoint and "training" not in fake.endpoint:
+        if not _is_training(fake):
             return [
                 {"message": "Generating...", "level": "INFO", "source": "user", "timestamp": ts}
             ]
@@ -374,7 +429,7 @@ class FalFake:
 
     # --- outputs ---------------------------------------------------------------------------
     def _make_output(self, fake: FakeRequest) -> dict[str, Any]:
-        if "trainer" in fake.endpoint or "training" in fake.endpoint:
+        if _is_training(fake):
             weights = build_safetensors({"lora.weight": [0.5] * 8}, {"fake": "true"})
             return {
                 "diffusers_lora_file": {

@@ -4,6 +4,8 @@ from django_q.models import Schedule
 SCHEDULES = [
     # (name, func, minutes)
     ("reconcile jobs", "webtoon.jobs.tasks.reconcile", 1),
+    # Cut quality checks whose worker died are asked for again.
+    ("recheck stale cut checks", "characters.tasks.recheck_stale_cuts", 1),
     # Deleted characters are kept SOFT_DELETE_DAYS for support to undo, then purged.
     ("purge deleted characters", "characters.tasks.purge_deleted", 24 * 60),
 ]
