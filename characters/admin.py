@@ -49,7 +49,12 @@ def _job_table(jobs) -> str:
     return format_html(
         '<table data-testid="jobs"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th>'
         "<th>{}</th></tr></thead><tbody>{}</tbody></table>",
-        _("종류"), _("상태"), _("오류 원인"), _("비용 예상/기록($)"), _("생성"), body,
+        _("종류"),
+        _("상태"),
+        _("오류 원인"),
+        _("비용 예상/기록($)"),
+        _("생성"),
+        body,
     )
 
 
@@ -57,8 +62,16 @@ class VersionInline(admin.TabularInline):
     model = CharacterVersion
     extra = 0
     can_delete = False
-    fields = ("number", "lora_url", "lora_file", "lora_file_backed_up", "training_images_count",
-              "training_steps", "trained_at", "training_job_link")
+    fields = (
+        "number",
+        "lora_url",
+        "lora_file",
+        "lora_file_backed_up",
+        "training_images_count",
+        "training_steps",
+        "trained_at",
+        "training_job_link",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -70,8 +83,9 @@ class VersionInline(admin.TabularInline):
     @admin.display(description=_("학습 작업"))
     def training_job_link(self, obj):
         job = obj.training_job
-        return backoffice.admin_link(job, f"{job.get_state_display()} · {job.public_id}" if job
-                                     else None)
+        return backoffice.admin_link(
+            job, f"{job.get_state_display()} · {job.public_id}" if job else None
+        )
 
 
 class SampleInline(admin.TabularInline):
@@ -125,31 +139,86 @@ class DeletedFilter(admin.SimpleListFilter):
 
 @admin.register(Character)
 class CharacterAdmin(backoffice.BackofficeAdmin):
-    list_display = ("name", "photo_thumb", "owner_display", "trigger_word", "style_id", "status",
-                    "version_number", "backup_status", "created_at", "trained_at")
+    list_display = (
+        "name",
+        "photo_thumb",
+        "owner_display",
+        "trigger_word",
+        "style_id",
+        "status",
+        "version_number",
+        "backup_status",
+        "created_at",
+        "trained_at",
+    )
     list_display_links = ("name",)
     list_filter = ("status", "style_id", BackedUpFilter, DeletedFilter, "created_at")
     search_fields = ("name", "trigger_word", "owner__username", "owner__email")
     search_help_text = _("이름, 트리거 워드, 사용자 이름·이메일로 찾습니다.")
     list_select_related = ("owner", "current_version", "photo")
     raw_id_fields = ("owner", "session", "photo", "training_job", "samples_job", "current_version")
-    readonly_fields = ("public_id", "trigger_word", "lora_url", "lora_file", "lora_file_backed_up",
-                       "training_data", "training_data_url", "photo_preview", "training_images",
-                       "samples_preview", "jobs", "session_link", "created_at",
-                       "training_started_at", "trained_at", "deleted_at")
+    readonly_fields = (
+        "public_id",
+        "trigger_word",
+        "lora_url",
+        "lora_file",
+        "lora_file_backed_up",
+        "training_data",
+        "training_data_url",
+        "photo_preview",
+        "training_images",
+        "samples_preview",
+        "jobs",
+        "session_link",
+        "created_at",
+        "training_started_at",
+        "trained_at",
+        "deleted_at",
+    )
     fieldsets = (
-        (None, {"fields": ("public_id", "owner", "name", "trigger_word", "style_id",
-                           "custom_prompt", "status", "failure_message", "lora_scale_default")}),
-        (_("사진·학습 이미지·테스트 이미지"), {"fields": ("photo_preview", "session_link",
-                                                 "training_images", "samples_preview")}),
-        (_("LoRA·백업"), {"fields": ("current_version", "lora_url", "lora_file",
-                                   "lora_file_backed_up", "local_backup_path", "training_data",
-                                   "training_data_url")}),
+        (
+            None,
+            {
+                "fields": (
+                    "public_id",
+                    "owner",
+                    "name",
+                    "trigger_word",
+                    "style_id",
+                    "custom_prompt",
+                    "status",
+                    "failure_message",
+                    "lora_scale_default",
+                )
+            },
+        ),
+        (
+            _("사진·학습 이미지·테스트 이미지"),
+            {"fields": ("photo_preview", "session_link", "training_images", "samples_preview")},
+        ),
+        (
+            _("LoRA·백업"),
+            {
+                "fields": (
+                    "current_version",
+                    "lora_url",
+                    "lora_file",
+                    "lora_file_backed_up",
+                    "local_backup_path",
+                    "training_data",
+                    "training_data_url",
+                )
+            },
+        ),
         (_("작업"), {"fields": ("jobs",)}),
-        (_("시각"), {"fields": ("created_at", "training_started_at", "trained_at",
-                              "deleted_at")}),
-        (_("원본 연결"), {"fields": ("session", "photo", "training_job", "samples_job"),
-                       "classes": ("collapse",)}),
+        (_("시각"), {"fields": ("created_at", "training_started_at", "trained_at", "deleted_at")}),
+        (
+            _("원본 연결"),
+            {
+                "fields": ("session", "photo", "training_job", "samples_job"),
+                "classes": ("collapse",),
+            },
+        ),
     )
     inlines = (VersionInline, SampleInline)
     actions = ("rerun_samples", "reupload_lora", "undelete", "purge_now")
@@ -163,8 +232,11 @@ class CharacterAdmin(backoffice.BackofficeAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
-            path("<int:pk>/training-image/<str:name>", view(self.training_image_view),
-                 name="characters_character_training_image"),
+            path(
+                "<int:pk>/training-image/<str:name>",
+                view(self.training_image_view),
+                name="characters_character_training_image",
+            ),
             *super().get_urls(),
         ]
 
@@ -211,8 +283,12 @@ class CharacterAdmin(backoffice.BackofficeAdmin):
         if not obj.photo:
             return "-"
         consent = formats.localize(timezone.localtime(obj.photo.consent_at))
-        return format_html("{} <small>{}: {}</small>", backoffice.thumb(obj.photo.image.name,
-                           width=128), _("사용 권리 동의"), consent)
+        return format_html(
+            "{} <small>{}: {}</small>",
+            backoffice.thumb(obj.photo.image.name, width=128),
+            _("사용 권리 동의"),
+            consent,
+        )
 
     @admin.display(description=_("생성 세션"))
     def session_link(self, obj):
@@ -223,11 +299,13 @@ class CharacterAdmin(backoffice.BackofficeAdmin):
         names = support.training_image_names(obj)
         if not names:
             return "-"
-        src = [reverse("admin:characters_character_training_image", args=[obj.pk, n])
-               for n in names]
+        src = [
+            reverse("admin:characters_character_training_image", args=[obj.pk, n]) for n in names
+        ]
         return format_html_join(
-            " ", '<a href="{}?full=1" target="_blank" title="{}">'
-                 '<img src="{}" width="64" loading="lazy" alt="{}"></a>',
+            " ",
+            '<a href="{}?full=1" target="_blank" title="{}">'
+            '<img src="{}" width="64" loading="lazy" alt="{}"></a>',
             ((url, name, url, name) for url, name in zip(src, names, strict=True)),
         )
 
@@ -268,16 +346,19 @@ class CharacterAdmin(backoffice.BackofficeAdmin):
     # --- actions -----------------------------------------------------------------------------
     @admin.action(description=_("테스트 이미지 다시 만들기"), permissions=["rerun_samples"])
     def rerun_samples(self, request, queryset):
-        ready = list(queryset.filter(status=CharacterStatus.ACTIVE,
-                                     current_version__isnull=False))
+        ready = list(queryset.filter(status=CharacterStatus.ACTIVE, current_version__isnull=False))
         for character in ready:
             job = training.start_samples(character)
             self.record(request, [character], f"테스트 이미지 다시 만들기 (작업 {job.public_id})")
-        return self.finish(request, ready or queryset,
-                           _("%d개 캐릭터의 테스트 이미지를 다시 만듭니다.") % len(ready))
+        return self.finish(
+            request,
+            ready or queryset,
+            _("%d개 캐릭터의 테스트 이미지를 다시 만듭니다.") % len(ready),
+        )
 
-    @admin.action(description=_("저장된 LoRA를 fal에 다시 올리기 (만료 URL 갱신)"),
-                  permissions=["reupload"])
+    @admin.action(
+        description=_("저장된 LoRA를 fal에 다시 올리기 (만료 URL 갱신)"), permissions=["reupload"]
+    )
     def reupload_lora(self, request, queryset):
         done = []
         for character in queryset.exclude(lora_file=""):
@@ -289,8 +370,9 @@ class CharacterAdmin(backoffice.BackofficeAdmin):
                 continue
             self.record(request, [character], f"LoRA 다시 올림: {old} → {new}")
             done.append(character)
-        return self.finish(request, done or queryset,
-                           _("%d개 LoRA URL을 갱신했습니다.") % len(done))
+        return self.finish(
+            request, done or queryset, _("%d개 LoRA URL을 갱신했습니다.") % len(done)
+        )
 
     @admin.action(description=_("삭제 취소"), permissions=["undelete"])
     def undelete(self, request, queryset):
@@ -298,22 +380,27 @@ class CharacterAdmin(backoffice.BackofficeAdmin):
         for character in deleted:
             management.undelete_character(character)
             self.record(request, [character], f"삭제 취소 → {character.status}")
-        return self.finish(request, deleted or queryset,
-                           _("%d개 캐릭터의 삭제를 취소했습니다.") % len(deleted))
+        return self.finish(
+            request, deleted or queryset, _("%d개 캐릭터의 삭제를 취소했습니다.") % len(deleted)
+        )
 
     @admin.action(description=_("지금 영구 삭제"), permissions=["delete"])
     def purge_now(self, request, queryset):
         characters = list(queryset.select_related("owner"))
         doomed = [c for c in characters if c.status == CharacterStatus.DELETED]
         if request.POST.get("post") != "yes":
-            return TemplateResponse(request, "admin/characters/character/purge_confirmation.html", {
-                **self.admin_site.each_context(request),
-                "title": _("캐릭터 영구 삭제"),
-                "opts": self.opts,
-                "doomed": [(c, len(management.character_files(c))) for c in doomed],
-                "skipped": [c for c in characters if c.status != CharacterStatus.DELETED],
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
-            })
+            return TemplateResponse(
+                request,
+                "admin/characters/character/purge_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("캐릭터 영구 삭제"),
+                    "opts": self.opts,
+                    "doomed": [(c, len(management.character_files(c))) for c in doomed],
+                    "skipped": [c for c in characters if c.status != CharacterStatus.DELETED],
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
         self.record_deletion(request, doomed, "지금 영구 삭제 (행과 파일)")
         for character in doomed:
             management.purge_character(character)
@@ -327,8 +414,18 @@ class CutInline(admin.TabularInline):
     model = Cut
     extra = 0
     can_delete = False
-    fields = ("number", "preview", "label_ko", "category", "selected", "similarity", "quality_ok",
-              "quality_reasons", "error", "job_state")
+    fields = (
+        "number",
+        "preview",
+        "label_ko",
+        "category",
+        "selected",
+        "similarity",
+        "quality_ok",
+        "quality_reasons",
+        "error",
+        "job_state",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request):
@@ -362,19 +459,51 @@ class StuckFilter(admin.SimpleListFilter):
 
 @admin.register(CreationSession)
 class CreationSessionAdmin(backoffice.BackofficeAdmin):
-    list_display = ("public_id", "photo_thumb", "owner_display", "style_id", "state",
-                    "stuck_display", "cut_summary", "mean_similarity", "consent_at",
-                    "created_at", "updated_at")
+    list_display = (
+        "public_id",
+        "photo_thumb",
+        "owner_display",
+        "style_id",
+        "state",
+        "stuck_display",
+        "cut_summary",
+        "mean_similarity",
+        "consent_at",
+        "created_at",
+        "updated_at",
+    )
     list_filter = ("state", StuckFilter, "style_id", "created_at")
     search_fields = ("public_id", "owner__username", "owner__email")
     search_help_text = _("세션 ID, 사용자 이름·이메일로 찾습니다.")
     list_select_related = ("owner", "photo")
     raw_id_fields = ("owner", "photo")
-    readonly_fields = ("public_id", "photo_preview", "consent_at", "stuck_display",
-                       "cut_summary", "mean_similarity", "jobs", "created_at", "updated_at")
+    readonly_fields = (
+        "public_id",
+        "photo_preview",
+        "consent_at",
+        "stuck_display",
+        "cut_summary",
+        "mean_similarity",
+        "jobs",
+        "created_at",
+        "updated_at",
+    )
     fieldsets = (
-        (None, {"fields": ("public_id", "owner", "style_id", "custom_prompt", "state",
-                           "stuck_display", "created_at", "updated_at")}),
+        (
+            None,
+            {
+                "fields": (
+                    "public_id",
+                    "owner",
+                    "style_id",
+                    "custom_prompt",
+                    "state",
+                    "stuck_display",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
         (_("사진·동의"), {"fields": ("photo_preview", "consent_at", "photo")}),
         (_("컷 품질·동일인 점수"), {"fields": ("cut_summary", "mean_similarity")}),
         (_("작업"), {"fields": ("jobs",)}),
@@ -411,13 +540,16 @@ class CreationSessionAdmin(backoffice.BackofficeAdmin):
         if not support.is_stuck(obj):
             return "-"
         why = _("진행 중인 작업 없음") if not obj.has_open_job else _("생성 마감 시간 지남")
-        return format_html('<strong style="color: #ba2121" data-testid="stuck">{} ({})</strong>',
-                           _("멈춤"), why)
+        return format_html(
+            '<strong class="errornote-inline" data-testid="stuck">{} ({})</strong>', _("멈춤"), why
+        )
 
     @admin.display(description=_("컷 (선택 / 품질 통과·실패)"), ordering="cut_count")
     def cut_summary(self, obj):
-        return (f"{obj.cut_count} ({obj.selected_count} / "
-                f"{obj.quality_ok_count}·{obj.quality_failed_count})")
+        return (
+            f"{obj.cut_count} ({obj.selected_count} / "
+            f"{obj.quality_ok_count}·{obj.quality_failed_count})"
+        )
 
     @admin.display(description=_("평균 동일인 거리"), ordering="similarity_mean")
     def mean_similarity(self, obj):
@@ -430,19 +562,39 @@ class CreationSessionAdmin(backoffice.BackofficeAdmin):
 
 @admin.register(Photo)
 class PhotoAdmin(backoffice.BackofficeAdmin):
-    list_display = ("public_id", "preview", "owner_display", "resolution", "face_detected",
-                    "warnings", "consent_at", "session_count", "character_count", "created_at")
+    list_display = (
+        "public_id",
+        "preview",
+        "owner_display",
+        "resolution",
+        "face_detected",
+        "warnings",
+        "consent_at",
+        "session_count",
+        "character_count",
+        "created_at",
+    )
     list_filter = ("face_detected", "source_format", "created_at")
     search_fields = ("public_id", "owner__username", "owner__email")
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
-    readonly_fields = ("public_id", "large_preview", "consent_at", "warnings", "remote_url",
-                       "created_at")
+    readonly_fields = (
+        "public_id",
+        "large_preview",
+        "consent_at",
+        "warnings",
+        "remote_url",
+        "created_at",
+    )
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            session_count=Count("sessions", distinct=True),
-            character_count=Count("characters", distinct=True),
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                session_count=Count("sessions", distinct=True),
+                character_count=Count("characters", distinct=True),
+            )
         )
 
     @admin.display(description=_("사용자"), ordering="owner__username")

@@ -28,7 +28,7 @@ def test_browser_login_lands_on_korean_home(page, live_server, tmp_path):
     assert banner.is_visible()
     assert "오프라인 모드: 실제 이미지 생성이 아닙니다" in banner.inner_text()
     # Static files are served: htmx is loaded and the stylesheet applied.
-    page.wait_for_function("typeof htmx === 'object'")
+    page.wait_for_function("() => typeof htmx === 'object'")
     assert page.evaluate("typeof htmx") == "object"
     assert banner.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(255, 243, 205)"
     assert errors == []

@@ -75,15 +75,15 @@ def test_browser_three_panel_episode_with_bubbles_and_export(
     # 2. An uploaded picture, then 3. a generated panel with the character.
     page.set_input_files("[data-testid=panel-upload] input[name=image]", str(CHELSEA))
     page.get_by_test_id("panel-upload").locator("button[type=submit]").click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=panel]').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=panel]').length === 2")
     generate = page.get_by_test_id("panel-generate")
     assert generate.get_by_test_id("character-a").input_value() == str(boss.public_id)
     generate.locator("input[name=expression]").fill("놀람")
     generate.locator("input[name=location]").fill("세무서")
     generate.locator("button[type=submit]").click()
-    page.wait_for_function("document.querySelectorAll('[data-testid=panel]').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=panel]').length === 3")
     page.wait_for_function(
-        "[...document.querySelectorAll('[data-testid=panel-picture] img')]"
+        "() => [...document.querySelectorAll('[data-testid=panel-picture] img')]"
         ".filter(i => i.complete && i.naturalWidth > 0).length === 3",
         timeout=30_000,
     )
@@ -134,10 +134,10 @@ def test_browser_three_panel_episode_with_bubbles_and_export(
     # Reorder with the buttons, and a chosen height for the uploaded panel.
     ids = _order(page)
     panels.nth(0).get_by_test_id("panel-down").click()
-    page.wait_for_function(f"document.querySelector('[data-testid=panel]').id === '{ids[1]}'")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=panel]').id === '{ids[1]}'")
     assert _order(page) == [ids[1], ids[0], ids[2]]
     page.get_by_test_id("panel").nth(1).get_by_test_id("panel-up").click()
-    page.wait_for_function(f"document.querySelector('[data-testid=panel]').id === '{ids[0]}'")
+    page.wait_for_function(f"() => document.querySelector('[data-testid=panel]').id === '{ids[0]}'")
     height = page.get_by_test_id("panel").nth(1).get_by_test_id("panel-height")
     with page.expect_response(lambda r: "/height/" in r.url):
         height.fill("600")

@@ -65,7 +65,7 @@ def test_browser_one_and_two_character_scenes(page, live_server, settings, backg
     two.locator("input[name=b_action]").fill("고개를 끄덕이는")
     two.locator("button[type=submit]").click()
     page.wait_for_function(
-        "document.querySelectorAll("
+        "() => document.querySelectorAll("
         "'[data-testid=scene][data-status=completed] img').length === 2",
         timeout=30_000,
     )
@@ -80,7 +80,7 @@ def test_browser_one_and_two_character_scenes(page, live_server, settings, backg
 
     # Both images really load, and the limits are still shown.
     page.wait_for_function(
-        f"[...document.querySelectorAll('{COMPLETED}')]"
+        f"() => [...document.querySelectorAll('{COMPLETED}')]"
         ".every(i => i.complete && i.naturalWidth > 0)"
     )
     assert limits.is_visible()

@@ -52,12 +52,12 @@ def test_browser_upload_generate_and_curate(page, live_server, settings, backgro
     assert cuts.count() == 24
     assert page.locator("[data-testid=cut][data-state=completed]").count() < 24
     page.wait_for_function(
-        "document.querySelectorAll('[data-testid=cut][data-state=completed]').length === 24",
+        "() => document.querySelectorAll('[data-testid=cut][data-state=completed]').length === 24",
         timeout=60_000,
     )
     # ... and the quality checks have run (no cut still "checking").
     page.wait_for_function(
-        "!document.querySelector('#poller[hx-get]')", timeout=60_000
+        "() => !document.querySelector('#poller[hx-get]')", timeout=60_000
     )
     assert page.evaluate("window.__noReload") is True
     counter = page.get_by_test_id("counter")
@@ -68,11 +68,11 @@ def test_browser_upload_generate_and_curate(page, live_server, settings, backgro
     boxes = page.get_by_test_id("cut-checkbox")
     boxes.nth(2).uncheck()
     page.wait_for_function(
-        "document.querySelector('[data-testid=counter]').innerText.includes('23/24')"
+        "() => document.querySelector('[data-testid=counter]').innerText.includes('23/24')"
     )
     boxes.nth(5).uncheck()
     page.wait_for_function(
-        "document.querySelector('[data-testid=counter]').innerText.includes('선택: 22/24장')"
+        "() => document.querySelector('[data-testid=counter]').innerText.includes('선택: 22/24장')"
     )
     assert "선택: 22/24장" in counter.inner_text()
 
@@ -94,7 +94,7 @@ def test_browser_photo_to_active_character(page, live_server, settings, backgrou
     upload_astronaut(page, live_server)
     page.click("[data-testid=style-form] button[type=submit]")
     page.wait_for_url("**/sessions/**")
-    page.wait_for_function("!document.querySelector('#poller[hx-get]')", timeout=90_000)
+    page.wait_for_function("() => !document.querySelector('#poller[hx-get]')", timeout=90_000)
 
     page.get_by_test_id("next-step").click()
     page.wait_for_url("**/prepare/")
@@ -112,7 +112,7 @@ def test_browser_photo_to_active_character(page, live_server, settings, backgrou
     )
     page.wait_for_selector("[data-testid=training-panel][data-status=active]", timeout=90_000)
     page.wait_for_function(
-        "document.querySelectorAll('[data-testid=sample] img').length === 3", timeout=90_000
+        "() => document.querySelectorAll('[data-testid=sample] img').length === 3", timeout=90_000
     )
     page.wait_for_selector("[data-testid=consistency]", timeout=30_000)
     text = panel.inner_text()

@@ -5,6 +5,7 @@ nothing but Python: SQLite in ./data, django-q2's ORM broker, local media, offli
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 
@@ -31,6 +32,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django_htmx",
     "template_partials",
+    "csp",
+    # Also makes ninja serve Swagger UI from our static files instead of a CDN (CSP: 'self').
     "ninja",
     "django_q",
     "webtoon.accounts",
@@ -43,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -244,8 +248,11 @@ KRW_PER_USD = env.float("KRW_PER_USD", default=1400)
 
 # --- Abuse limits --------------------------------------------------------------------------
 # Every action that pays fal (a cut set, more cuts, a regenerated cut, a training, test images,
-# a scene, an episode panel) counts against the owner's rate limit ("N/s|m|h|d", empty = off)
-# and a daily spend cap in dollars (estimated cost of the day's jobs, refunds excluded; 0 = off).
+# a scene, an episode panel, a retry) counts against the owner's rate limit ("N/<k><s|m|h|d>",
+# e.g. "30/10m" = 30 per 10 minutes; empty = off) and a daily spend cap in dollars (estimated
+# cost of the jobs created that local day, TIME_ZONE, refunds excluded; 0 = off). Both are
+# counted from the database (webtoon/jobs/limits.py); follow-ups the system starts itself
+# (test images after a training) are never refused but their cost counts.
 # Either refusal is a 429 with a Korean {"detail"} on the API and a message on the page.
 RATE_LIMIT_COSTLY = env("RATE_LIMIT_COSTLY", default="30/10m")
 DAILY_SPEND_CAP_USD = env.float("DAILY_SPEND_CAP_USD", default=25.0)
@@ -263,10 +270,95 @@ JOB_SUBMIT_CONCURRENCY = env.int("JOB_SUBMIT_CONCURRENCY", default=8)
 DEMO_USERNAME = env("DEMO_USERNAME", default="demo")
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="webtoon-demo")
 
+# --- Security -------------------------------------------------------------------------------
+# `manage.py check --deploy` is clean with DEBUG=0, a long SECRET_KEY, ALLOWED_HOSTS and
+# WEBTOON_HTTPS=1 (README "Production settings"). WEBTOON_HTTPS stays off by default so that
+# `make run` keeps working over plain http on 127.0.0.1.
+WEBTOON_HTTPS = env.bool("WEBTOON_HTTPS", default=False)
+if WEBTOON_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+# Behind a TLS-terminating proxy: the header it sets on https requests (e.g. X-Forwarded-Proto,
+# value "https"). Only set it when the proxy always overwrites that header from clients, or
+# anyone can claim https; without it, SECURE_SSL_REDIRECT behind such a proxy loops forever.
+_proxy_ssl_header = env("WEBTOON_PROXY_SSL_HEADER", default="")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# No script reads the CSRF cookie: htmx sends the token from the page (hx-headers on <body>).
+CSRF_COOKIE_HTTPONLY = True
+
+# Content-Security-Policy (django-csp), in development too. No inline script, no eval (htmx is
+# told allowEval:false and our behaviour lives in static/js), and no inline style either: no
+# template has a style attribute or <style> element (progress is a <progress> element, the
+# episode editor sets its geometry from data-* attributes through the CSSOM, which CSP allows)
+# and htmx's indicator <style> is switched off (includeIndicatorStyles:false, CSS in app.css).
+# Media on S3 is served by redirect to a presigned URL, so images may come from the bucket.
+_img_src = ["'self'", "data:", "blob:"]
+if AWS_STORAGE_BUCKET_NAME:
+    _endpoint = env("AWS_S3_ENDPOINT_URL", default="")
+    if _endpoint:
+        _parts = urlsplit(_endpoint)
+        # Path-style (endpoint/bucket/key) and virtual-hosted (bucket.endpoint/key) URLs.
+        _img_src += [
+            f"{_parts.scheme}://{_parts.netloc}",
+            f"{_parts.scheme}://{AWS_STORAGE_BUCKET_NAME}.{_parts.netloc}",
+        ]
+    else:
+        _region = env("AWS_S3_REGION_NAME", default="")
+        _img_src += [f"https://{AWS_STORAGE_BUCKET_NAME}.s3.amazonaws.com"]
+        if _region:
+            _img_src += [f"https://{AWS_STORAGE_BUCKET_NAME}.s3.{_region}.amazonaws.com"]
+_img_src += env.list("CSP_EXTRA_IMG_SRC", default=[])
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": _img_src,
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
+
+# Every handler carries the redaction filter (webtoon.logsafety): no FAL_KEY, Authorization
+# header value or API token reaches a log line, whichever library wrote it. Django's own
+# "django" handlers (console in DEBUG, mail_admins) are replaced by the filtered root handler.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_secrets": {"()": "webtoon.logsafety.RedactSecrets"}},
+    "formatters": {
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_secrets"]},
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["redact_secrets"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }

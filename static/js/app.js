@@ -36,6 +36,12 @@
   document.addEventListener("change", function (event) {
     if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
   });
+  // Scene page: the "no scenes yet" line goes once a scene has been swapped in.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var list = event.target.closest && event.target.closest("#scenes");
+    var empty = list && list.querySelector("[data-testid=scene]") && list.querySelector("#no-scenes");
+    if (empty) empty.remove();
+  });
   // A click on the backdrop closes the zoom dialog too.
   document.addEventListener("click", function (event) {
     if (event.target.id === "zoom") event.target.close();

@@ -1,6 +1,10 @@
 // Episode editor: move, resize and aim the tail of a text element by dragging its handles.
 // Positions are fractions of the panel; on release they go into the bubble's hidden inputs
 // and a "bubble-moved" event makes htmx save them (hx-trigger on the bubble's form).
+// The page carries no style attributes (CSP style-src 'self'): the stage's aspect ratio and
+// each bubble's box, font size and tail come from data-* attributes and are set here through
+// the CSSOM, which CSP allows. This file is not deferred, so the observer below sees the
+// editor as it is parsed and lays it out before the first paint.
 (function () {
   "use strict";
   var MIN = 0.05;
@@ -30,6 +34,34 @@
     var handle = bubble.querySelector(".ep-tail-handle");
     if (handle) { handle.style.left = lx + "%"; handle.style.top = ly + "%"; }
   }
+
+  function layout(el) {
+    if (el.hasAttribute("data-bubble")) {
+      show(el, read(el));
+      if (el.dataset.fs) el.style.setProperty("--fs", el.dataset.fs);
+    } else if (el.dataset.height) {
+      el.style.aspectRatio = "800 / " + el.dataset.height;
+    }
+  }
+
+  var LAID_OUT = "[data-bubble], [data-stage][data-height]";
+  function layoutAdded(nodes) {
+    var todo = new Set();
+    nodes.forEach(function (node) {
+      if (node.nodeType !== Node.ELEMENT_NODE) return;
+      var owner = node.closest("[data-bubble]");  // a part of a bubble parsed after it
+      if (owner) todo.add(owner);
+      if (node.matches(LAID_OUT)) todo.add(node);
+      node.querySelectorAll(LAID_OUT).forEach(function (el) { todo.add(el); });
+    });
+    todo.forEach(layout);
+  }
+  layoutAdded([document.documentElement]);
+  new MutationObserver(function (records) {
+    var added = [];
+    records.forEach(function (r) { r.addedNodes.forEach(function (n) { added.push(n); }); });
+    layoutAdded(added);
+  }).observe(document.documentElement, { childList: true, subtree: true });
 
   function save(bubble, s) {
     var form = bubble.querySelector("form");
