@@ -146,9 +146,7 @@ def purge_character(character: Character) -> None:
 def purge_deleted(now=None) -> int:
     """Daily: purge characters deleted more than SOFT_DELETE_DAYS ago."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.SOFT_DELETE_DAYS)
-    doomed = list(
-        Character.objects.filter(status=CharacterStatus.DELETED, deleted_at__lt=cutoff)
-    )
+    doomed = list(Character.objects.filter(status=CharacterStatus.DELETED, deleted_at__lt=cutoff))
     for character in doomed:
         purge_character(character)
     return len(doomed)
@@ -191,6 +189,7 @@ def test_generate(
             kind=TEST_IMAGE.name,
             calls=[jobs.CallSpec(settings.FAL_ENDPOINTS["lora"], arguments)],
             subject={"character": character.pk},
+            limited=True,
         )
         image = CharacterImage.objects.create(
             character=character,
@@ -237,9 +236,7 @@ def character_dict(character: Character) -> dict:
         "reference_sheet_url": media_url(character.training_data.name)
         if character.training_data
         else None,
-        "sample_images": [
-            media_url(s.image.name) for s in current_samples(character) if s.image
-        ],
+        "sample_images": [media_url(s.image.name) for s in current_samples(character) if s.image],
         "original_photo_url": media_url(character.photo.image.name) if character.photo else None,
         "created_at": character.created_at,
         "trained_at": character.trained_at,

@@ -115,5 +115,7 @@ def retry_job(job: Job) -> Job:
         if character is not None:
             if character.status == CharacterStatus.DELETED:
                 raise Conflict(_("삭제된 캐릭터의 학습입니다. 먼저 삭제를 취소해주세요."))
-            return training.retry_training(owner=job.owner, character_id=character.public_id)
+            return training.retry_training(
+                owner=job.owner, character_id=character.public_id, limited=False
+            )
     return jobs.retry_job(job)

@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 
 from webtoon.exceptions import Conflict, InvalidInput
 from webtoon.imaging import get_backend
+from webtoon.jobs import limits
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, JobState, RemoteCall
@@ -330,6 +331,7 @@ def _training_job(character: Character, *, mode: str) -> Job:
         ],
         subject={"character": character.pk, "mode": mode},
         waiting=waiting,
+        limited=True,  # a held training counts when asked for, not when released
     )
     character.training_job = job
     character.training_started_at = None if waiting else timezone.now()
@@ -364,6 +366,7 @@ def retrain(
     cuts = _extra_cuts(character, cut_ids)
     if not photos and not cuts:
         raise InvalidInput(_("재학습에 추가할 사진이나 컷을 하나 이상 골라주세요."))
+    check_training_limits(owner)  # before the new ZIP is written; the job checks again
     _repackage(character, photos, cuts)
     with transaction.atomic():
         _lock_owner(owner)
@@ -371,6 +374,12 @@ def retrain(
         job = _training_job(character, mode=mode)
         character.save()
     return job
+
+
+def check_training_limits(owner) -> None:
+    """Refuse early (TooManyRequests) a training the owner's limits would refuse anyway,
+    before work that leaves files behind (photos uploaded, a ZIP packaged)."""
+    limits.check_costly(owner, TRAINING.unit_cost, lock=False)
 
 
 def _extra_cuts(character: Character, numbers: list[int]) -> list[Cut]:
@@ -438,8 +447,10 @@ def _old_caption(zf, image_name: str) -> str:
         return ""
 
 
-def retry_training(*, owner, character_id) -> Job:
-    """A failed training again, on the same packaged data (no new packaging, no new cuts)."""
+def retry_training(*, owner, character_id, limited: bool = True) -> Job:
+    """A failed training again, on the same packaged data (no new packaging, no new cuts).
+
+    `limited`: the owner's retry (rate limit, spend cap); support's retry passes False."""
     with transaction.atomic():
         _lock_owner(owner)
         character = get_object_or_404(
@@ -449,7 +460,7 @@ def retry_training(*, owner, character_id) -> Job:
         if job is None or job.state != JobState.FAILED:
             raise Conflict(_("실패한 학습만 다시 시도할 수 있습니다."))
         waiting = _in_flight(owner) >= settings.MAX_CONCURRENT_TRAINING
-        job = jobs.retry_job(job, waiting=waiting)
+        job = jobs.retry_job(job, waiting=waiting, limited=limited)
         if character.status != CharacterStatus.ACTIVE:  # a retrain keeps the current version
             character.status = CharacterStatus.QUEUED if waiting else CharacterStatus.TRAINING
         character.training_started_at = None if waiting else timezone.now()
@@ -549,9 +560,7 @@ def _activate(character: Character, call: RemoteCall, job: Job) -> None:
         character.trained_at = now
         character.save()
         if character.session_id:
-            CreationSession.objects.filter(pk=character.session_id).update(
-                state=SessionState.DONE
-            )
+            CreationSession.objects.filter(pk=character.session_id).update(state=SessionState.DONE)
         start_samples(character)
 
 
@@ -666,6 +675,7 @@ def refresh(character: Character) -> None:
     for job in (character.training_job, character.samples_job):
         if job is not None:
             jobs.request_refresh(job)
+
 
 def training_status(*, owner, task_id) -> dict:
     job = get_object_or_404(Job, public_id=task_id, owner=owner, kind=TRAINING.name)

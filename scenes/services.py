@@ -232,6 +232,7 @@ def _start(scene: Scene, roles: list[SceneCharacter]) -> None:
         kind=SCENE.name,
         calls=[jobs.CallSpec(settings.FAL_ENDPOINTS["lora"], scene_arguments(scene, roles))],
         subject={"scene": scene.pk},
+        limited=True,  # every scene is the owner's request (scene page, API, episode panels)
     )
     scene.job, scene.call = job, job.calls.get()
     scene.save(update_fields=["job", "call"])

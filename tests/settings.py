@@ -37,3 +37,6 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every requ
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(_TMP / "test.sqlite3")}  # noqa: F405
 LOCAL_BACKUP_PATH = _TMP / "characters"
+# The suite starts many costly jobs for one user; tests/test_limits.py turns the limits on.
+RATE_LIMIT_COSTLY = ""
+DAILY_SPEND_CAP_USD = 0

@@ -24,7 +24,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from PIL import Image, UnidentifiedImageError
 
-from webtoon.jobs import reporting
+from webtoon.jobs import limits, reporting
 from webtoon.media import can_access, media_url
 
 # Served sizes (px, longest side): twice what a list or detail page draws, a few KB each.
@@ -202,8 +202,11 @@ def spend_view(model_admin, request) -> TemplateResponse:
             .values_list("pk", "active", "total")
         )
         tokens = {pk: {"active": a, "total": t} for pk, a, t in counts}
+    cap = limits.daily_cap()
     for row in users:
         row["tokens"] = tokens.get(row["owner_id"])
+        row["cap"] = cap  # beside row["today"]: today's spend against the daily cap
+    title = _("지출")
     context = {
         "period": period,
         "periods": list(PERIODS),
@@ -213,10 +216,18 @@ def spend_view(model_admin, request) -> TemplateResponse:
         "users": users,
         "owner": owner,
         "can_view_tokens": can_view_tokens,
+        "cap": cap,
     }
     if owner is not None:
+        today = limits.spent_today(owner)
+        context["owner_today"] = today
+        title = _("지출 — %(name)s 오늘 $%(today).2f / 한도 %(cap)s") % {
+            "name": owner.get_username(),
+            "today": today,
+            "cap": f"${cap:.2f}" if cap is not None else _("없음"),
+        }
         context["owner_days"] = reporting.spend_per_day(since, owner_id=owner.pk)
         context["owner_tokens"] = tokens.get(owner.pk)
         if can_view_tokens:
             context["owner_token_rows"] = list(owner.api_tokens.order_by("-created_at")[:50])
-    return _page(model_admin, request, "admin/jobs/job/spend.html", _("지출"), **context)
+    return _page(model_admin, request, "admin/jobs/job/spend.html", title, **context)

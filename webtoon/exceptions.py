@@ -19,3 +19,13 @@ class Conflict(DomainError):
 
 class InvalidInput(DomainError):
     status_code = 422
+
+
+class TooManyRequests(DomainError):
+    """A per-user limit refused a costly action; `retry_after`: seconds until it may work."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

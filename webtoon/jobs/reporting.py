@@ -12,6 +12,7 @@ from django.db.models import Count, DecimalField, Max, OuterRef, Q, Subquery, Su
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from . import limits
 from .models import Job, JobState
 
 ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=12, decimal_places=3))
@@ -82,11 +83,15 @@ def spend_per_day(since: datetime, *, owner_id: int | None = None) -> list[dict]
 
 
 def spend_per_user(since: datetime, *, limit: int = 20) -> list[dict]:
-    """The users who spent most since `since` (recorded cost first, then estimated)."""
+    """The users who spent most since `since` (recorded cost first, then estimated).
+
+    `today`: what counts toward each one's daily spend cap (limits.counted_today); exact
+    when `since` is at least a day back, as every back-office period is."""
+    today = Coalesce(Sum("cost_estimated", filter=limits.counted_today()), ZERO)
     return list(
         Job.objects.filter(created_at__gte=since)
         .values("owner_id", "owner__username", "owner__email")
-        .annotate(**_money())
+        .annotate(**_money(), today=today)
         .order_by("-recorded", "-estimated", "owner_id")[:limit]
     )
 

@@ -4,6 +4,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from webtoon.exceptions import DomainError
+
 from . import queries, services
 from .forms import ImageJobForm
 from .presenters import job_dict
@@ -13,11 +15,15 @@ from .presenters import job_dict
 def job_list(request):
     form = ImageJobForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        services.create_image_job(
-            request.user, form.cleaned_data["prompt"].strip(), form.cleaned_data["image_size"]
-        )
-        messages.success(request, _("작업을 시작했습니다."))
-        return redirect("job_list")
+        try:
+            services.create_image_job(
+                request.user, form.cleaned_data["prompt"].strip(), form.cleaned_data["image_size"]
+            )
+        except DomainError as exc:  # e.g. a per-user limit (429 on the API)
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, _("작업을 시작했습니다."))
+            return redirect("job_list")
     jobs = [job_dict(j) for j in queries.jobs_for(request.user)[:30]]
     return render(request, "jobs/job_list.html", {"form": form, "jobs": jobs})
 
@@ -35,6 +41,10 @@ def job_detail(request, job_id):
 def job_retry(request, job_id):
     job = queries.job_for(request.user, job_id)
     if job.state == "failed":
-        services.retry_job(job)
-        messages.info(request, _("다시 시도합니다."))
+        try:
+            services.retry_job(job, limited=True)
+        except DomainError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.info(request, _("다시 시도합니다."))
     return redirect("job_list")
