@@ -1,13 +1,13 @@
 from ninja import File, Form, Router, Status, UploadedFile
 
-from webtoon.schemas import errors
+from webtoon.schemas import IMAGE_UPLOAD_ERRORS, errors
 
 from . import photos
 from .schemas import PhotoOut, PhotoUploadIn
 
 router = Router(tags=["character"])
 
-UPLOAD_ERRORS = errors(400, 401, 403, 413, 415, 422)
+UPLOAD_ERRORS = {**errors(401, 403, 422), **IMAGE_UPLOAD_ERRORS}
 
 
 @router.post(

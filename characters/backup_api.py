@@ -8,7 +8,7 @@ from uuid import UUID
 from django.http import StreamingHttpResponse
 from ninja import File, Router, Schema, Status, UploadedFile
 
-from webtoon.schemas import errors
+from webtoon.schemas import API_ERRORS, errors, file_response
 
 from . import training
 from .backup import backup_file_name, stream_backup
@@ -16,7 +16,7 @@ from .restore import restore_from_backup as restore
 
 router = Router(tags=["character"])
 
-ERRORS = errors(401, 403, 404, 409, 422)
+ERRORS = API_ERRORS
 
 
 class RestoreOut(Schema):
@@ -36,6 +36,7 @@ def attachment(file_name: str) -> str:
 @router.get(
     "/{uuid:character_id}/download-backup",
     response=ERRORS,
+    openapi_extra=file_response("application/zip", "The backup ZIP, streamed"),
     summary="Download the character's backup ZIP (LoRA, reference sheet, samples, metadata)",
 )
 def download_backup(request, character_id: UUID):

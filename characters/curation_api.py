@@ -5,13 +5,14 @@ from uuid import UUID
 
 from ninja import Field, Router, Schema, Status
 
-from webtoon.schemas import errors
+from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
 from . import curation
 
 router = Router(tags=["character"])
 
-ERRORS = errors(401, 403, 404, 409, 422)
+ERRORS = API_ERRORS
+COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
 
 
 class SelectCutsIn(Schema):
@@ -71,7 +72,7 @@ def select_cuts(request, payload: SelectCutsIn):
     return summary.as_api()
 
 
-@router.post("/generate-additional", response={202: AdditionalOut, **ERRORS})
+@router.post("/generate-additional", response={202: AdditionalOut, **COSTLY})
 def generate_additional(request, payload: AdditionalIn):
     job, cuts = curation.generate_additional(
         owner=request.auth,
@@ -93,7 +94,7 @@ def generate_additional(request, payload: AdditionalIn):
     )
 
 
-@router.post("/regenerate-cut", response={202: RegenerateOut, **ERRORS})
+@router.post("/regenerate-cut", response={202: RegenerateOut, **COSTLY})
 def regenerate_cut(request, payload: RegenerateIn):
     job = curation.regenerate_cut(
         owner=request.auth, session_id=payload.session_id, number=payload.cut_id

@@ -5,14 +5,15 @@ from uuid import UUID
 
 from ninja import Field, Router, Schema, Status
 
-from webtoon.schemas import errors
+from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
 from . import generation
 
 router = Router(tags=["character"])
 
 
-ERRORS = errors(401, 403, 404, 409, 422)
+ERRORS = API_ERRORS
+COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
 
 StyleLiteral = Literal[
     "original", "realistic_sketch", "chibi_2head", "kakao_emoticon", "simple_lineart", "custom"
@@ -87,7 +88,7 @@ def select_style(request, payload: SelectStyleIn):
     )
 
 
-@router.post("/generate-24-cuts", response={202: GenerateOut, **ERRORS})
+@router.post("/generate-24-cuts", response={202: GenerateOut, **COSTLY})
 def generate_24_cuts(request, payload: GenerateIn):
     job = generation.start_generation(owner=request.auth, session_id=payload.session_id)
     return Status(

@@ -8,14 +8,15 @@ from uuid import UUID
 from django.core.paginator import Paginator
 from ninja import Field, Query, Router, Schema, Status
 
-from webtoon.schemas import errors
+from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
 from . import management, queries, training
 from .training import character_for
 
 router = Router(tags=["character"])
 
-ERRORS = errors(401, 403, 404, 409, 422)
+ERRORS = API_ERRORS
+COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
 
 
 class CharacterOut(Schema):
@@ -115,7 +116,7 @@ def character_delete(request, character_id: UUID):
     return Status(204, None)
 
 
-@router.post("/{uuid:character_id}/test-generate", response={202: TestGenerateOut, **ERRORS})
+@router.post("/{uuid:character_id}/test-generate", response={202: TestGenerateOut, **COSTLY})
 def test_generate(request, character_id: UUID, payload: TestGenerateIn):
     job, image = management.test_generate(
         owner=request.auth,
@@ -149,7 +150,7 @@ class RetrainOut(Schema):
     estimated_cost: float
 
 
-@router.post("/{uuid:character_id}/retrain", response={202: RetrainOut, **ERRORS})
+@router.post("/{uuid:character_id}/retrain", response={202: RetrainOut, **COSTLY})
 def retrain(request, character_id: UUID, payload: RetrainIn):
     job = training.retrain(
         owner=request.auth,

@@ -11,7 +11,7 @@ from ninja import Field, Router, Schema, Status
 from webtoon.imaging import webhooks
 from webtoon.jobs import services as jobs
 from webtoon.jobs.models import RemoteCall
-from webtoon.schemas import errors
+from webtoon.schemas import API_ERRORS, PAID_ERRORS, Detail, errors
 
 from . import training
 
@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 router = Router(tags=["character"])
 webhook_router = Router(tags=["fal"])
 
-ERRORS = errors(401, 403, 404, 409, 422)
+ERRORS = API_ERRORS
+COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
 
 
 class PrepareIn(Schema):
@@ -67,7 +68,8 @@ class TrainingStatusOut(Schema):
     message: str
 
 
-@router.post("/prepare-training-data", response={201: PrepareOut, **ERRORS})
+# 503: fal could not host the training ZIP (nothing is kept; the user may try again).
+@router.post("/prepare-training-data", response={201: PrepareOut, **ERRORS, **errors(503)})
 def prepare_training_data(request, payload: PrepareIn):
     character = training.prepare_training_data(
         owner=request.auth,
@@ -89,7 +91,7 @@ def prepare_training_data(request, payload: PrepareIn):
     )
 
 
-@router.post("/start-training", response={202: StartOut, **ERRORS})
+@router.post("/start-training", response={202: StartOut, **COSTLY})
 def start_training(request, payload: StartIn):
     job = training.start_training(
         owner=request.auth, character_id=payload.character_id, confirm_cost=payload.confirm_cost
@@ -114,7 +116,25 @@ def training_status(request, task_id: UUID):
     return training.training_status(owner=request.auth, task_id=task_id)
 
 
-@webhook_router.post("/webhook", auth=None, response={200: dict, 400: dict})
+# fal's signature headers and its JSON body, documented so that clients (and the API fuzz)
+# know what is read; anything else is a 400.
+WEBHOOK_REQUEST = {
+    "parameters": [
+        {
+            "in": "header",
+            "name": f"X-Fal-Webhook-{part}",
+            "required": False,
+            "schema": {"type": "string"},
+        }
+        for part in ("Request-Id", "User-Id", "Timestamp", "Signature")
+    ],
+    "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+}
+
+
+@webhook_router.post(
+    "/webhook", auth=None, response={200: Detail, 400: Detail}, openapi_extra=WEBHOOK_REQUEST
+)
 def fal_webhook(request):
     """fal's "request finished" call. Only a valid signature counts, and even then it only
     makes us look sooner: the result is always read from fal by request id, never taken from

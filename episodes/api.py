@@ -10,13 +10,15 @@ from uuid import UUID
 from ninja import Field, File, Router, Schema, Status, UploadedFile
 
 from scenes import services as scenes
-from webtoon.schemas import errors
+from webtoon.schemas import API_ERRORS, IMAGE_UPLOAD_ERRORS, PAID_ERRORS, errors
 
 from . import presenters, queries, services
 
 router = Router(tags=["episode"])
 
-ERRORS = errors(401, 403, 404, 409, 422, 503)
+# 503: the Korean font is missing (bubbles are measured with it, exports drawn with it).
+ERRORS = {**API_ERRORS, **errors(503)}
+COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
 Kind = Literal["speech", "thought", "narration", "caption"]
 Fraction = Field(None, ge=0, le=1, description="fraction of the panel (0..1)")
 
@@ -84,7 +86,7 @@ class EpisodePatch(Schema):
     preset_id: str | None = None
 
 
-class GenerateIn(Schema):
+class PanelGenerateIn(Schema):
     character_ids: list[UUID] = Field(
         default_factory=list, description="0: prompt mode, 1 or 2 characters; 3+: 422"
     )
@@ -216,8 +218,8 @@ def episode_delete(request, episode_id: UUID):
 
 
 # --- panels --------------------------------------------------------------------------------------
-@router.post("/{uuid:episode_id}/panels/generate", response={202: list[PanelOut], **ERRORS})
-def panel_generate(request, episode_id: UUID, payload: GenerateIn):
+@router.post("/{uuid:episode_id}/panels/generate", response={202: list[PanelOut], **COSTLY})
+def panel_generate(request, episode_id: UUID, payload: PanelGenerateIn):
     panels = services.generate_panels(
         owner=request.auth,
         episode_id=episode_id,
@@ -235,7 +237,10 @@ def panel_generate(request, episode_id: UUID, payload: GenerateIn):
     return Status(202, [_panel(p) for p in panels])
 
 
-@router.post("/{uuid:episode_id}/panels/upload", response={201: PanelOut, **ERRORS})
+@router.post(
+    "/{uuid:episode_id}/panels/upload",
+    response={201: PanelOut, **ERRORS, **IMAGE_UPLOAD_ERRORS},
+)
 def panel_upload(request, episode_id: UUID, image: File[UploadedFile | None] = None):
     panel = services.upload_panel(owner=request.auth, episode_id=episode_id, upload=image)
     return Status(201, _panel(panel))

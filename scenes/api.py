@@ -6,14 +6,15 @@ from uuid import UUID
 from ninja import Field, Query, Router, Schema, Status
 
 from webtoon.media import media_url
-from webtoon.schemas import errors
+from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
 from . import services
 from .models import Scene
 
 router = Router(tags=["scene"])
 
-ERRORS = errors(401, 403, 404, 409, 422)
+ERRORS = API_ERRORS
+COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
 
 
 class OneIn(Schema):
@@ -101,7 +102,7 @@ def _reloaded(scene: Scene) -> dict:
     return scene_dict(scene)
 
 
-@router.post("/generate-with-character", response={202: SceneOut, **ERRORS})
+@router.post("/generate-with-character", response={202: SceneOut, **COSTLY})
 def generate_with_character(request, payload: OneIn):
     scene = services.generate_with_character(
         owner=request.auth,
@@ -115,7 +116,7 @@ def generate_with_character(request, payload: OneIn):
     return Status(202, _reloaded(scene))
 
 
-@router.post("/generate-two-characters", response={202: SceneOut, **ERRORS})
+@router.post("/generate-two-characters", response={202: SceneOut, **COSTLY})
 def generate_two_characters(request, payload: TwoIn):
     scene = services.generate_two_characters(
         owner=request.auth,
@@ -147,7 +148,7 @@ def scene_detail(request, scene_id: UUID):
     return _reloaded(scene)
 
 
-@router.post("/{uuid:scene_id}/regenerate", response={202: SceneOut, **ERRORS})
+@router.post("/{uuid:scene_id}/regenerate", response={202: SceneOut, **COSTLY})
 def regenerate(request, scene_id: UUID):
     return Status(202, _reloaded(services.regenerate(owner=request.auth, scene_id=scene_id)))
 

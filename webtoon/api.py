@@ -1,24 +1,92 @@
 """The one NinjaAPI at /api/. Every error is JSON {"detail": "..."} with a fitting status."""
 
 import logging
+from functools import wraps
 
-from django.http import Http404
+from django.http import Http404, HttpResponseNotAllowed
+from django.urls import URLPattern
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 
 from webtoon.auth import api_auth
-from webtoon.exceptions import DomainError
+from webtoon.exceptions import DomainError, TooManyRequests
 from webtoon.imaging import BackendError
 
 logger = logging.getLogger(__name__)
 
-api = NinjaAPI(
+
+class WebtoonAPI(NinjaAPI):
+    """NinjaAPI with two fixes: a method a path does not have is a {"detail": ...} 405 (ninja
+    answers plain text that no exception handler sees), and an optional file is documented
+    as a file part."""
+
+    def get_openapi_schema(self, **kwargs):
+        schema = super().get_openapi_schema(**kwargs)
+        for methods in schema["paths"].values():
+            for operation in methods.values():
+                content = operation.get("requestBody", {}).get("content", {})
+                form = content.get("multipart/form-data", {}).get("schema", {})
+                for name, field in form.get("properties", {}).items():
+                    form["properties"][name] = _optional_file_as_file(field)
+        return schema
+
+    def _get_urls(self):
+        urls = super()._get_urls()
+        for url in urls:
+            if isinstance(url, URLPattern):
+                url.callback = _json_not_allowed(url.callback)
+        return urls
+
+
+def _optional_file_as_file(field: dict) -> dict:
+    """`File[UploadedFile | None]` comes out as anyOf [binary, null]. A multipart form has
+    no null: leaving the part out is how a file is omitted (the field is not required), and
+    a client reading anyOf sends the bytes as a plain field, which Django does not take for
+    a file."""
+    options = field.get("anyOf", [])
+    binary = [o for o in options if o.get("format") == "binary"]
+    if binary and all(o in binary or o.get("type") == "null" for o in options):
+        return {k: v for k, v in field.items() if k != "anyOf"} | binary[0]
+    return field
+
+
+def _json_not_allowed(view):
+    @wraps(view)  # keeps csrf_exempt: ninja checks CSRF in its own auth
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = response["Allow"]
+            response = _detail(request, _("허용되지 않는 요청 방식입니다."), 405)
+            response["Allow"] = allowed
+        return response
+
+    return wrapper
+
+
+class NotAnObject(ValueError):
+    pass
+
+
+class ObjectBodyParser(Parser):
+    """Every JSON body of this API is an object. ninja would read a string or an array
+    through its attributes instead (the body "AAA" made an episode titled "Aaa", str.title)."""
+
+    def parse_body(self, request):
+        data = super().parse_body(request)
+        if not isinstance(data, dict):
+            raise NotAnObject
+        return data
+
+
+api = WebtoonAPI(
     title="webtoon API",
     version="1.0",
     description="사진 한 장으로 학습된 웹툰 캐릭터를 만드는 API",
     auth=api_auth,
     urls_namespace="api",
+    parser=ObjectBodyParser(),
 )
 api.add_router("/jobs/", "webtoon.jobs.api.router")
 api.add_router("/character/", "characters.api.router")
@@ -38,8 +106,9 @@ def _detail(request, message: str, status: int):
 
 def _validation_message(errors: list[dict]) -> str:
     parts = []
+    containers = ("body", "payload", "query", "form", "file")
     for err in errors:
-        loc = [str(p) for p in err.get("loc", []) if p not in ("body", "payload", "query", "form")]
+        loc = [str(p) for p in err.get("loc", []) if p not in containers]
         where = ".".join(loc)
         parts.append(f"{where}: {err.get('msg', '')}" if where else str(err.get("msg", "")))
     return "; ".join(parts) or _("입력이 올바르지 않습니다.")
@@ -57,12 +126,21 @@ def on_auth_error(request, exc):
 
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
+    if exc.status_code == 400 and exc.__cause__ is not None:
+        # ninja's only 400: a body it could not parse. Invalid input like any other, with a
+        # message in the user's language instead of ninja's English.
+        if isinstance(exc.__cause__, NotAnObject):
+            return _detail(request, _("요청 본문은 JSON 객체여야 합니다."), 422)
+        return _detail(request, _("요청 본문을 읽을 수 없습니다. 올바른 JSON을 보내주세요."), 422)
     return _detail(request, str(exc), exc.status_code)
 
 
 @api.exception_handler(DomainError)
 def on_domain_error(request, exc: DomainError):
-    return _detail(request, str(exc), exc.status_code)
+    response = _detail(request, str(exc), exc.status_code)
+    if isinstance(exc, TooManyRequests) and exc.retry_after:
+        response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 @api.exception_handler(BackendError)

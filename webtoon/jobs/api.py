@@ -3,7 +3,7 @@ from uuid import UUID
 
 from ninja import Field, Router, Schema, Status
 
-from webtoon.schemas import Detail, errors
+from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
 from . import queries, services
 from .presenters import job_dict
@@ -44,10 +44,11 @@ class ImageJobIn(Schema):
     image_size: str = Field("square_hd", pattern=f"^({IMAGE_SIZES})$")
 
 
-ERRORS = errors(401, 403, 404, 422)
+ERRORS = API_ERRORS
+COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
 
 
-@router.post("/image", response={201: JobOut, **ERRORS}, summary="Generate one image (no LoRA)")
+@router.post("/image", response={201: JobOut, **COSTLY}, summary="Generate one image (no LoRA)")
 def image_job(request, payload: ImageJobIn):
     job = services.create_image_job(request.auth, payload.prompt.strip(), payload.image_size)
     return Status(201, job_dict(queries.job_for(request.auth, job.public_id)))
@@ -65,10 +66,10 @@ def job_status(request, job_id: UUID):
     return job_dict(job)
 
 
-@router.post("/{job_id}/retry", response={200: JobOut, 409: Detail, **ERRORS})
+@router.post("/{job_id}/retry", response={200: JobOut, **COSTLY})
 def retry(request, job_id: UUID):
     job = queries.job_for(request.auth, job_id)
     if job.state != "failed":
         return Status(409, {"detail": "실패한 작업만 다시 시도할 수 있습니다."})
-    services.retry_job(job)
+    services.retry_job(job, limited=True)
     return job_dict(queries.job_for(request.auth, job_id))
