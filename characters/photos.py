@@ -95,8 +95,7 @@ def decode_photo(upload: File) -> tuple[Image.Image, str]:
         source_format = "JPEG" if im.format == "MPO" else im.format
         try:
             im.load()
-            upright = ImageOps.exif_transpose(im)
-            rgb = to_srgb(upright)
+            rgb = to_srgb(_upright(im))
         except Exception as exc:
             # Pillow reports truncated or corrupt data through many exception types
             # (OSError, SyntaxError, ValueError, EOFError, struct.error, ...): all mean
@@ -107,6 +106,17 @@ def decode_photo(upload: File) -> tuple[Image.Image, str]:
                 status_code=400,
             ) from exc
     return rgb, source_format
+
+
+def _upright(im: Image.Image) -> Image.Image:
+    """The EXIF orientation applied. EXIF that cannot be parsed (junk in a PNG eXIf chunk or
+    a WEBP EXIF chunk) is metadata we drop anyway, not damage to the pixels: it is ignored,
+    as Pillow already ignores it in a JPEG."""
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception as exc:  # SyntaxError, struct.error, ... from Pillow's TIFF parser
+        logger.info("unreadable EXIF ignored: %r", exc)
+        return im
 
 
 def _open(upload: File) -> Image.Image:
@@ -142,7 +152,6 @@ def _check_single_frame(im: Image.Image) -> None:
         raise PhotoRejected(
             _("움직이는 이미지는 지원하지 않습니다. 한 장짜리 사진을 올려주세요."),
         )
-
 
 
 def photo_warnings(size: tuple[int, int], face_box: dict | None) -> list[str]:
