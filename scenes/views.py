@@ -36,7 +36,8 @@ def index(request):
     characters = list(services.characters_for_scenes(request.user))
     chosen = request.GET.get("character") or ""
     filter_id = uuid_or_none(request.GET.get("filter"))
-    scenes = services.scenes_for(request.user, filter_id).select_related("job")[:60]
+    scenes = services.scenes_for(request.user, filter_id).select_related("job")
+    scenes = scenes.prefetch_related("cast__version")[:60]  # scene_dict shows each role's v<n>
     rows = [
         {"id": str(c.public_id), "name": c.name, "icon": STYLE_ICONS.get(c.style_id, ""),
          "scale": c.lora_scale_default, "chosen": str(c.public_id) == chosen}

@@ -44,7 +44,10 @@ def pair(user):
 
 def untrained(user, status):
     return Character.objects.create(
-        owner=user, name="학습중", trigger_word=f"sks_{status}", style_id="original",
+        owner=user,
+        name="학습중",
+        trigger_word=f"sks_{status}",
+        style_id="original",
         status=status,
     )
 
@@ -75,8 +78,13 @@ def test_one_character_scene_sends_the_spec_arguments_and_keeps_the_scene(
     assert scene["status"] == "completed" and scene["mode"] == "one"
     assert scene["prompt"] == sent["prompt"] and scene["seed"] == sent["seed"]
     assert scene["characters"] == [
-        {"role": "A", "character_id": str(boss.public_id), "trigger_word": boss.trigger_word,
-         "version": 1, "scale": 0.8}
+        {
+            "role": "A",
+            "character_id": str(boss.public_id),
+            "trigger_word": boss.trigger_word,
+            "version": 1,
+            "scale": 0.8,
+        }
     ]
     image = alice_client.get(scene["image_url"])
     assert image.status_code == 200 and image["Content-Type"] == "image/jpeg"
@@ -87,7 +95,9 @@ def test_one_character_scene_image_is_404_for_another_user(
     alice_client, client, boss, other_user, fal, django_capture_on_commit_callbacks
 ):
     response = generate_one(
-        alice_client, django_capture_on_commit_callbacks, character_id=str(boss.public_id),
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
         expression="미소",
     )
     url = api(alice_client, "get", response.json()["scene_id"]).json()["image_url"]
@@ -124,7 +134,9 @@ def test_one_character_scene_uses_the_characters_own_default_scale(
 ):
     Character.objects.filter(pk=boss.pk).update(lora_scale_default=1.05)
     generate_one(
-        alice_client, django_capture_on_commit_callbacks, character_id=str(boss.public_id),
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
         expression="놀람",
     )
     assert fal.submitted(LORA)[-1].arguments["loras"][0]["scale"] == 1.05
@@ -138,8 +150,11 @@ def test_one_character_scene_rejects_bad_input_and_creates_nothing(
     alice_client, boss, fal, body, django_capture_on_commit_callbacks
 ):
     response = generate_one(
-        alice_client, django_capture_on_commit_callbacks, character_id=str(boss.public_id),
-        expression="미소", **body,
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="미소",
+        **body,
     )
     assert response.status_code == 422 and response.json()["detail"]
     assert not Scene.objects.exists() and not Job.objects.exists()
@@ -151,8 +166,11 @@ def test_prompt_mode_sends_no_lora_and_only_the_words(
     alice_client, user, fal, django_capture_on_commit_callbacks
 ):
     response = generate_one(
-        alice_client, django_capture_on_commit_callbacks, character_id=None,
-        expression="놀람", location="카페",
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=None,
+        expression="놀람",
+        location="카페",
     )
     assert response.status_code == 202
     body = response.json()
@@ -166,7 +184,9 @@ def test_prompt_mode_sends_no_lora_and_only_the_words(
 
 def test_prompt_mode_with_empty_inputs_is_422(alice_client, user, fal):
     response = api(
-        alice_client, "post", "generate-with-character",
+        alice_client,
+        "post",
+        "generate-with-character",
         {"character_id": None, "expression": " ", "location": "", "situation": ""},
     )
     assert response.status_code == 422
@@ -202,7 +222,8 @@ def test_two_character_scene_sends_the_spec_arguments(
     scene = api(alice_client, "get", response.json()["scene_id"]).json()
     assert scene["status"] == "completed" and scene["mode"] == "two"
     assert [(c["role"], c["trigger_word"], c["scale"]) for c in scene["characters"]] == [
-        ("A", ta, 0.8), ("B", tb, 0.7)
+        ("A", ta, 0.8),
+        ("B", tb, 0.7),
     ]
 
 
@@ -252,8 +273,13 @@ def test_two_character_scale_sum_warning_is_shown_on_the_page(
     with django_capture_on_commit_callbacks(execute=True):
         html = alice_client.post(
             "/scenes/two/",
-            {"character_a": str(a.public_id), "character_b": str(b.public_id),
-             "lora_scale_a": "0.9", "lora_scale_b": "0.8", "location": "카페"},
+            {
+                "character_a": str(a.public_id),
+                "character_b": str(b.public_id),
+                "lora_scale_a": "0.9",
+                "lora_scale_b": "0.8",
+                "location": "카페",
+            },
             HTTP_HX_REQUEST="true",
         ).content.decode()
     assert 'data-testid="scene-warning"' in html
@@ -269,8 +295,12 @@ def test_two_character_default_scales_do_not_warn_on_the_page(
     with django_capture_on_commit_callbacks(execute=True):
         html = alice_client.post(
             "/scenes/two/",
-            {"character_a": str(a.public_id), "character_b": str(b.public_id),
-             "lora_scale_a": "0.8", "lora_scale_b": "0.7"},
+            {
+                "character_a": str(a.public_id),
+                "character_b": str(b.public_id),
+                "lora_scale_a": "0.8",
+                "lora_scale_b": "0.7",
+            },
             HTTP_HX_REQUEST="true",
         ).content.decode()
     assert 'data-testid="scene"' in html and "scene-warning" not in html
@@ -284,7 +314,9 @@ def _assert_nothing_made(fal):
 def test_two_character_same_character_twice_is_422(alice_client, pair, fal):
     a, _ = pair
     response = api(
-        alice_client, "post", "generate-two-characters",
+        alice_client,
+        "post",
+        "generate-two-characters",
         {"character_a_id": str(a.public_id), "character_b_id": str(a.public_id)},
     )
     assert response.status_code == 422
@@ -296,7 +328,9 @@ def test_two_character_deleted_character_is_422(alice_client, pair, fal):
     a, b = pair
     Character.objects.filter(pk=b.pk).update(status="deleted")
     response = api(
-        alice_client, "post", "generate-two-characters",
+        alice_client,
+        "post",
+        "generate-two-characters",
         {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id)},
     )
     assert response.status_code == 422
@@ -310,7 +344,9 @@ def test_two_character_untrained_character_is_422(alice_client, user, pair, fal,
     pending = untrained(user, status)
     assert not pending.lora_url
     response = api(
-        alice_client, "post", "generate-two-characters",
+        alice_client,
+        "post",
+        "generate-two-characters",
         {"character_a_id": str(a.public_id), "character_b_id": str(pending.public_id)},
     )
     assert response.status_code == 422
@@ -322,7 +358,9 @@ def test_two_character_active_character_without_lora_url_is_422(alice_client, pa
     a, b = pair
     Character.objects.filter(pk=b.pk).update(lora_url="")
     response = api(
-        alice_client, "post", "generate-two-characters",
+        alice_client,
+        "post",
+        "generate-two-characters",
         {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id)},
     )
     assert response.status_code == 422
@@ -333,9 +371,14 @@ def test_two_character_third_character_is_422(alice_client, user, pair, fal):
     a, b = pair
     c = trained_character(user, name="최과장")
     response = api(
-        alice_client, "post", "generate-two-characters",
-        {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id),
-         "character_c_id": str(c.public_id)},
+        alice_client,
+        "post",
+        "generate-two-characters",
+        {
+            "character_a_id": str(a.public_id),
+            "character_b_id": str(b.public_id),
+            "character_c_id": str(c.public_id),
+        },
     )
     assert response.status_code == 422
     assert "3명 이상은 지원하지 않습니다" in response.json()["detail"]
@@ -348,7 +391,9 @@ def test_two_character_third_character_is_422(alice_client, user, pair, fal):
 def test_two_character_scale_out_of_range_is_422(alice_client, pair, fal, scales):
     a, b = pair
     response = api(
-        alice_client, "post", "generate-two-characters",
+        alice_client,
+        "post",
+        "generate-two-characters",
         {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id), **scales},
     )
     assert response.status_code == 422
@@ -375,8 +420,10 @@ def test_expired_lora_url_is_reuploaded_and_the_scene_still_succeeds(
     character = trained_character(user, lora_url=old_url)
     fal.expire(old_url)
     response = generate_one(
-        alice_client, django_capture_on_commit_callbacks,
-        character_id=str(character.public_id), expression="미소",
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(character.public_id),
+        expression="미소",
     )
     assert response.status_code == 202
     sent = [r.arguments["loras"][0]["path"] for r in fal.submitted(LORA)]
@@ -398,8 +445,10 @@ def test_expired_lora_url_of_one_of_two_characters_is_recovered(
     b = trained_character(user, name="이부장", lora_url=old_url)
     fal.expire(old_url)
     generate_two(
-        alice_client, django_capture_on_commit_callbacks,
-        character_a_id=str(a.public_id), character_b_id=str(b.public_id),
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_a_id=str(a.public_id),
+        character_b_id=str(b.public_id),
     )
     first, second = (r.arguments["loras"] for r in fal.submitted(LORA))
     b.refresh_from_db()
@@ -420,8 +469,10 @@ def test_expired_lora_url_without_our_copy_fails_the_scene_with_the_restore_mess
     Character.objects.filter(pk=character.pk).update(lora_file="")
     fal.expire(old_url)
     response = generate_one(
-        alice_client, django_capture_on_commit_callbacks,
-        character_id=str(character.public_id), expression="미소",
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(character.public_id),
+        expression="미소",
     )
     scene = api(alice_client, "get", response.json()["scene_id"]).json()
     assert scene["status"] == "failed"
@@ -457,8 +508,12 @@ def test_gallery_lists_newest_first_and_filters_by_character(
 def test_gallery_does_not_list_another_users_scenes(
     alice_client, client, user, other_user, boss, offline, django_capture_on_commit_callbacks
 ):
-    generate_one(alice_client, django_capture_on_commit_callbacks,
-                 character_id=str(boss.public_id), expression="미소")
+    generate_one(
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="미소",
+    )
     client.force_login(other_user)
     assert api(client, "get", "list").json() == []
     assert 'data-testid="scene"' not in client.get("/scenes/").content.decode()
@@ -469,14 +524,21 @@ def test_regenerate_makes_a_new_scene_with_a_new_seed_and_the_same_settings(
 ):
     a, b = pair
     old = generate_two(
-        alice_client, django_capture_on_commit_callbacks,
-        character_a_id=str(a.public_id), character_b_id=str(b.public_id),
-        lora_scale_a=0.75, lora_scale_b=0.65, location="은행",
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_a_id=str(a.public_id),
+        character_b_id=str(b.public_id),
+        lora_scale_a=0.75,
+        lora_scale_b=0.65,
+        location="은행",
     ).json()
     # B is retrained meanwhile: the regenerated scene still uses the version it was made with.
     v2 = CharacterVersion.objects.create(
-        character=b, number=2, lora_url="https://v3.fal.media/files/b-v2.st",
-        lora_file=b.lora_file.name, training_images_count=3,
+        character=b,
+        number=2,
+        lora_url="https://v3.fal.media/files/b-v2.st",
+        lora_file=b.lora_file.name,
+        training_images_count=3,
     )
     Character.objects.filter(pk=b.pk).update(current_version=v2, lora_url=v2.lora_url)
     with django_capture_on_commit_callbacks(execute=True):
@@ -486,7 +548,8 @@ def test_regenerate_makes_a_new_scene_with_a_new_seed_and_the_same_settings(
     assert new["scene_id"] != old["scene_id"] and new["status"] == "completed"
     assert new["prompt"] == old["prompt"] and new["seed"] != old["seed"]
     assert [(c["trigger_word"], c["version"], c["scale"]) for c in new["characters"]] == [
-        (a.trigger_word, 1, 0.75), (b.trigger_word, 1, 0.65)
+        (a.trigger_word, 1, 0.75),
+        (b.trigger_word, 1, 0.65),
     ]
     first, again = (r.arguments for r in fal.submitted(LORA))
     assert again["seed"] != first["seed"]
@@ -500,8 +563,12 @@ def test_regenerate_makes_a_new_scene_with_a_new_seed_and_the_same_settings(
 def test_regenerate_from_the_page_adds_the_new_scene(
     alice_client, boss, offline, django_capture_on_commit_callbacks
 ):
-    old = generate_one(alice_client, django_capture_on_commit_callbacks,
-                       character_id=str(boss.public_id), expression="미소").json()
+    old = generate_one(
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="미소",
+    ).json()
     with django_capture_on_commit_callbacks(execute=True):
         html = alice_client.post(f"/scenes/{old['scene_id']}/regenerate/").content.decode()
     assert 'data-testid="scene"' in html and old["scene_id"] not in html
@@ -511,8 +578,12 @@ def test_regenerate_from_the_page_adds_the_new_scene(
 def test_delete_removes_the_scene_and_its_image(
     alice_client, boss, offline, django_capture_on_commit_callbacks
 ):
-    created = generate_one(alice_client, django_capture_on_commit_callbacks,
-                           character_id=str(boss.public_id), expression="미소").json()
+    created = generate_one(
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="미소",
+    ).json()
     scene = Scene.objects.get()
     name = scene.image.name
     assert name and default_storage.exists(name)
@@ -525,8 +596,12 @@ def test_delete_removes_the_scene_and_its_image(
 def test_delete_from_the_page_removes_the_scene_and_its_image(
     alice_client, boss, offline, django_capture_on_commit_callbacks
 ):
-    generate_one(alice_client, django_capture_on_commit_callbacks,
-                 character_id=str(boss.public_id), expression="미소")
+    generate_one(
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="미소",
+    )
     scene = Scene.objects.get()
     response = alice_client.post(f"/scenes/{scene.public_id}/delete/", HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and response.content == b""
@@ -536,8 +611,12 @@ def test_delete_from_the_page_removes_the_scene_and_its_image(
 def test_another_users_scene_is_404_everywhere(
     alice_client, client, other_user, boss, offline, django_capture_on_commit_callbacks
 ):
-    created = generate_one(alice_client, django_capture_on_commit_callbacks,
-                           character_id=str(boss.public_id), expression="미소").json()
+    created = generate_one(
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="미소",
+    ).json()
     sid = created["scene_id"]
     client.force_login(other_user)
     assert api(client, "get", sid).status_code == 404
@@ -549,21 +628,30 @@ def test_another_users_scene_is_404_everywhere(
     assert Scene.objects.count() == 1 and Scene.objects.get().image
 
 
-def test_another_users_character_is_404_when_generating(
-    alice_client, user, other_user, offline
-):
+def test_another_users_character_is_404_when_generating(alice_client, user, other_user, offline):
     theirs = trained_character(other_user, name="남의 캐릭터")
     mine = trained_character(user, name="내 캐릭터")
-    one = api(alice_client, "post", "generate-with-character",
-              {"character_id": str(theirs.public_id), "expression": "미소"})
+    one = api(
+        alice_client,
+        "post",
+        "generate-with-character",
+        {"character_id": str(theirs.public_id), "expression": "미소"},
+    )
     assert one.status_code == 404
     for a, b in ((theirs, mine), (mine, theirs)):
-        two = api(alice_client, "post", "generate-two-characters",
-                  {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id)})
+        two = api(
+            alice_client,
+            "post",
+            "generate-two-characters",
+            {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id)},
+        )
         assert two.status_code == 404
-    assert alice_client.post(
-        "/scenes/one/", {"character": str(theirs.public_id), "expression": "미소"}
-    ).status_code == 404
+    assert (
+        alice_client.post(
+            "/scenes/one/", {"character": str(theirs.public_id), "expression": "미소"}
+        ).status_code
+        == 404
+    )
     assert not Scene.objects.exists() and not Job.objects.exists()
 
 
@@ -574,9 +662,14 @@ def test_offline_backend_makes_a_scene_image_end_to_end(
     with django_capture_on_commit_callbacks(execute=True):
         html = alice_client.post(
             "/scenes/one/",
-            {"character": str(boss.public_id), "lora_scale": "0.8", "expression": "웃으며 설명",
-             "location": "사무실", "situation": "세금 신고를 설명하는",
-             "image_size": "portrait_4_3"},
+            {
+                "character": str(boss.public_id),
+                "lora_scale": "0.8",
+                "expression": "웃으며 설명",
+                "location": "사무실",
+                "situation": "세금 신고를 설명하는",
+                "image_size": "portrait_4_3",
+            },
             HTTP_HX_REQUEST="true",
         ).content.decode()
     assert 'data-testid="scene"' in html
@@ -607,7 +700,11 @@ def test_scene_page_dropdown_lists_trained_characters_then_prompt_mode_and_new(
         " ".join(o.split()) for o in re.findall(r"<option[^>]*>(.*?)</option>", select, re.S)
     ]
     assert options == [
-        "📷 김대리", "🧸 이부장", "──────────", "학습 안 됨 (프롬프트 모드)", "+ 새 캐릭터 학습"
+        "📷 김대리",
+        "🧸 이부장",
+        "──────────",
+        "학습 안 됨 (프롬프트 모드)",
+        "+ 새 캐릭터 학습",
     ]
     assert "/characters/new/" in select
 
@@ -633,9 +730,7 @@ def test_scene_page_always_shows_the_two_character_limits(alice_client, user, co
         assert line in page
 
 
-def test_scene_page_preselects_the_character_from_its_link_with_its_scale(
-    alice_client, user, pair
-):
+def test_scene_page_preselects_the_character_from_its_link_with_its_scale(alice_client, user, pair):
     a, b = pair
     Character.objects.filter(pk=b.pk).update(lora_scale_default=1.1)
     page = alice_client.get(f"/scenes/?character={b.public_id}").content.decode()
@@ -647,8 +742,12 @@ def test_scene_page_preselects_the_character_from_its_link_with_its_scale(
 def test_scene_page_with_a_stale_filter_shows_all_scenes(
     alice_client, boss, offline, django_capture_on_commit_callbacks
 ):
-    generate_one(alice_client, django_capture_on_commit_callbacks,
-                 character_id=str(boss.public_id), expression="미소")
+    generate_one(
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="미소",
+    )
     response = alice_client.get("/scenes/?filter=not-an-id")
     assert response.status_code == 200
     assert response.content.decode().count('data-testid="scene"') == 1
@@ -658,10 +757,12 @@ def test_scene_page_with_a_stale_filter_shows_all_scenes(
 def test_scene_form_with_a_value_that_is_no_character_shows_a_message(
     alice_client, boss, fal, value
 ):
-    one = alice_client.post("/scenes/one/", {"character": value, "expression": "미소"},
-                            HTTP_HX_REQUEST="true")
+    one = alice_client.post(
+        "/scenes/one/", {"character": value, "expression": "미소"}, HTTP_HX_REQUEST="true"
+    )
     two = alice_client.post(
-        "/scenes/two/", {"character_a": str(boss.public_id), "character_b": value},
+        "/scenes/two/",
+        {"character_a": str(boss.public_id), "character_b": value},
         HTTP_HX_REQUEST="true",
     )
     for response in (one, two):
@@ -673,3 +774,26 @@ def test_scene_form_with_a_value_that_is_no_character_shows_a_message(
 def test_scene_page_needs_login(client):
     response = client.get("/scenes/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_gallery_page_costs_the_same_queries_for_one_scene_or_many(
+    alice_client, pair, offline, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    a, b = pair
+    capture = django_capture_on_commit_callbacks
+    generate_two(
+        alice_client, capture, character_a_id=str(a.public_id), character_b_id=str(b.public_id)
+    )
+    with CaptureQueriesContext(connection) as one:
+        assert alice_client.get("/scenes/").status_code == 200
+    for _ in range(3):
+        generate_two(
+            alice_client, capture, character_a_id=str(a.public_id), character_b_id=str(b.public_id)
+        )
+    with CaptureQueriesContext(connection) as four:
+        page = alice_client.get("/scenes/").content.decode()
+    assert page.count('data-testid="scene"') == 4
+    assert len(four) == len(one)  # each scene's cast and LoRA versions come prefetched
