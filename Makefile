@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test install setup lint test-sqlite test-postgres bench clean fonts
+.PHONY: run test install setup lint test-sqlite test-postgres bench soak soak-sqlite clean fonts
 
 KOREAN_FONT := /usr/share/fonts/truetype/nanum/NanumGothic.ttf
 
@@ -51,6 +51,23 @@ bench: install
 	$(PY) bench/bench_cuts.py
 	$(PY) bench/bench_packaging.py
 	$(PY) bench/bench_backup.py
+	$(PY) bench/bench_status.py
+	$(PY) bench/bench_pages.py
+	$(PY) bench/bench_reconcile.py
+
+# The soak (soak/run.py, docs/OPERATIONS.md): N users through the whole flow against the fal
+# fake with faults, 2 qclusters whose processes are killed every few seconds; exits non-zero
+# when an invariant breaks. Loopback only; PostgreSQL + Redis as for test-postgres.
+SOAK_USERS ?= 20
+SOAK_SQLITE_USERS ?= 5
+SOAK_DB_URL ?= postgres://postgres@127.0.0.1:5432/webtoon_soak
+
+soak: install
+	$(PY) soak/run.py --users $(SOAK_USERS) --db postgres --database-url $(SOAK_DB_URL) \
+		--redis-url redis://127.0.0.1:6379/7
+
+soak-sqlite: install
+	$(PY) soak/run.py --users $(SOAK_SQLITE_USERS) --db sqlite
 
 clean:
 	rm -rf $(VENV) data

@@ -10,16 +10,20 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_q.tasks import async_task
 from PIL import Image
 
 from webtoon.exceptions import Conflict, InvalidInput
+from webtoon.jobs import limits
 from webtoon.jobs.models import Job
 
 from . import generation, identity, quality
@@ -174,9 +178,9 @@ def weakest_category(session: CreationSession) -> str:
     """The API category with the fewest selected cuts (ties: the order of API_CATEGORIES)."""
     selected = Counter(
         api_category_of(cat)
-        for cat in session.cuts.filter(selected=True).exclude(image="").values_list(
-            "category", flat=True
-        )
+        for cat in session.cuts.filter(selected=True)
+        .exclude(image="")
+        .values_list("category", flat=True)
     )
     return min(API_CATEGORIES, key=lambda api: selected[api])
 
@@ -191,7 +195,7 @@ def generate_additional(
     if category is not None and category not in API_CATEGORIES:
         raise InvalidInput(_("알 수 없는 분류입니다."))
     with transaction.atomic():
-        session = _locked_session(owner, session_id)
+        session = _locked_session(owner, session_id, costly=True)
         if not session.cuts.exists():
             raise Conflict(_("먼저 24컷을 생성해주세요."))
         category = category or weakest_category(session)
@@ -218,7 +222,7 @@ def generate_additional(
 def regenerate_cut(*, owner, session_id, number: int) -> Job:
     """[다시 생성]: a fresh image for one slot, same prompt, new seed."""
     with transaction.atomic():
-        session = _locked_session(owner, session_id)
+        session = _locked_session(owner, session_id, costly=True)
         cut = get_object_or_404(session.cuts.select_related("call"), number=number)
         if cut.call and not cut.call.is_terminal:
             raise Conflict(_("이 컷은 아직 생성 중입니다."))
@@ -234,7 +238,11 @@ def regenerate_cut(*, owner, session_id, number: int) -> Job:
     return job
 
 
-def _locked_session(owner, session_id) -> CreationSession:
+def _locked_session(owner, session_id, *, costly: bool = False) -> CreationSession:
+    if costly:
+        # The owner before the session: the new job locks the owner too, and a training
+        # locks the owner first; one order everywhere keeps PostgreSQL free of deadlocks.
+        limits.lock_owner(owner)
     return get_object_or_404(
         CreationSession.objects.select_for_update(), public_id=session_id, owner=owner
     )
@@ -244,6 +252,28 @@ def _locked_session(owner, session_id) -> CreationSession:
 def request_check(cut: Cut) -> None:
     cut_id = cut.pk
     transaction.on_commit(lambda: async_task(CHECK_CUT_TASK, cut_id))
+
+
+STALE_CHECK_SECONDS = 120
+
+
+def recheck_stale_cuts(*, session: CreationSession | None = None, now=None) -> int:
+    """A quality check lost with its worker (a killed process, a broker without receipts) is
+    asked for again, so no cut shows "품질 검사 중" forever. Run every minute, and for one
+    session whenever its owner is watching it; each cut is asked for at most once per
+    STALE_CHECK_SECONDS whichever path asks (a shared cache key)."""
+    now = now or timezone.now()
+    stale = Cut.objects.exclude(image="").filter(
+        quality_ok__isnull=True, call__finished_at__lt=now - timedelta(seconds=STALE_CHECK_SECONDS)
+    )
+    if session is not None:
+        stale = stale.filter(session=session)
+    asked = 0
+    for cut_id in stale.values_list("pk", flat=True):
+        if cache.add(f"cut-recheck:{cut_id}", 1, STALE_CHECK_SECONDS):
+            async_task(CHECK_CUT_TASK, cut_id)
+            asked += 1
+    return asked
 
 
 def photo_embedding(photo: Photo) -> list[float] | None:
@@ -288,4 +318,3 @@ def check_cut(cut_id: int) -> Cut | None:
     Cut.objects.filter(pk=cut.pk, image=cut.image.name).update(**fields)
     cut.refresh_from_db()
     return cut
-

@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 
 from webtoon.exceptions import Conflict, InvalidInput
 from webtoon.imaging import get_backend
+from webtoon.jobs import limits
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
@@ -98,6 +99,7 @@ def cut_call(session: CreationSession, cut: Cut) -> jobs.CallSpec:
 def start_generation(*, owner, session_id) -> Job:
     """Create the 24 cuts and one job that generates them all at once."""
     with transaction.atomic():
+        limits.lock_owner(owner)  # the owner before the session, as everywhere (no deadlock)
         session = get_object_or_404(
             CreationSession.objects.select_for_update(), public_id=session_id, owner=owner
         )
@@ -126,6 +128,7 @@ def start_cut_job(session: CreationSession, cuts: list[Cut]) -> Job:
         kind=CUTS.name,
         calls=[cut_call(session, cut) for cut in cuts],
         subject={"session": session.pk},
+        limited=True,  # only ever the owner's request: first 24, more cuts, one again
     )
     calls = {c.slot: c for c in job.calls.all()}
     for cut in cuts:
@@ -225,9 +228,7 @@ def generation_status(*, owner, task_id) -> dict:
     """The whole session's cuts, whichever of the session's generation jobs is asked."""
     job = get_object_or_404(Job, public_id=task_id, owner=owner, kind=CUTS.name)
     session = CreationSession.objects.get(pk=job.subject["session"])
-    jobs_of_session = session_jobs(session)
-    for each in jobs_of_session:
-        jobs.request_refresh(each)
+    jobs_of_session = watch_session(session)
     cuts = list(session.cuts.select_related("call").order_by("number"))
     states = [cut_state(cut) for cut in cuts]
     done = sum(s == "completed" for s in states)
@@ -264,6 +265,19 @@ def generation_status(*, owner, task_id) -> dict:
 
 def session_jobs(session: CreationSession) -> list[Job]:
     return list(Job.objects.filter(kind=CUTS.name, subject__session=session.pk))
+
+
+def watch_session(session: CreationSession) -> list[Job]:
+    """The owner is looking at the session (status API, page poll): ask for a fresh pass of
+    its jobs (debounced) and for any quality check lost with its worker, rather than wait
+    for the minute schedules. Returns the session's cut jobs."""
+    from .curation import recheck_stale_cuts
+
+    jobs_of_session = session_jobs(session)
+    for each in jobs_of_session:
+        jobs.request_refresh(each)
+    recheck_stale_cuts(session=session)
+    return jobs_of_session
 
 
 def deadline_message(session: CreationSession, jobs_of_session: list[Job] | None = None) -> str:

@@ -144,7 +144,6 @@ def _to_training_jpeg(im: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-
 def _entry(name: str, compression: int) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
     info.compress_type = compression

@@ -12,8 +12,14 @@ from .enums import CutCategory
 from .models import CreationSession
 from .prompts import REALISTIC_FACE_STYLES, STYLE_PROMPTS
 
-STYLE_ICONS = {"original": "📷", "realistic_sketch": "🎨", "chibi_2head": "🧸",
-               "kakao_emoticon": "💬", "simple_lineart": "✏️", "custom": "🔧"}
+STYLE_ICONS = {
+    "original": "📷",
+    "realistic_sketch": "🎨",
+    "chibi_2head": "🧸",
+    "kakao_emoticon": "💬",
+    "simple_lineart": "✏️",
+    "custom": "🔧",
+}
 STYLE_HINTS = {
     "original": _("사진은 사진대로, 그림은 그림대로. 표정과 포즈만 바꿉니다 (FLUX Kontext)."),
     "realistic_sketch": _("실사 얼굴에 손그림 몸체, 카톡 이모티콘 느낌"),
@@ -89,9 +95,9 @@ def _duration_ko(seconds: int | None) -> str:
     if seconds is None:
         return ""
     minutes, secs = divmod(int(seconds), 60)
-    return _("%(m)d분 %(s)d초") % {"m": minutes, "s": secs} if minutes else _("%(s)d초") % {
-        "s": secs
-    }
+    return (
+        _("%(m)d분 %(s)d초") % {"m": minutes, "s": secs} if minutes else _("%(s)d초") % {"s": secs}
+    )
 
 
 def character_context(character) -> dict:
@@ -172,7 +178,11 @@ def retrain_cuts(character) -> list[dict]:
         return []
     cuts = character.session.cuts.exclude(image="").order_by("number")
     return [
-        {"number": c.number, "label": c.label_ko, "url": media_url(c.image.name),
-         "used": c.selected}
+        {
+            "number": c.number,
+            "label": c.label_ko,
+            "url": media_url(c.image.name),
+            "used": c.selected,
+        }
         for c in cuts
     ]

@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -55,13 +56,15 @@ def style_select(request, photo_id):
     form = StyleForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            session = generation.select_style(
-                owner=request.user,
-                photo_id=photo.public_id,
-                style_id=form.cleaned_data["style_id"],
-                custom_prompt=form.cleaned_data["custom_prompt"],
-            )
-            generation.start_generation(owner=request.user, session_id=session.public_id)
+            # One step: a refused start (e.g. a per-user limit) leaves no empty session.
+            with transaction.atomic():
+                session = generation.select_style(
+                    owner=request.user,
+                    photo_id=photo.public_id,
+                    style_id=form.cleaned_data["style_id"],
+                    custom_prompt=form.cleaned_data["custom_prompt"],
+                )
+                generation.start_generation(owner=request.user, session_id=session.public_id)
         except DomainError as exc:
             form.add_error("custom_prompt", str(exc))
         else:
@@ -95,8 +98,7 @@ def session_poll(request, session_id):
     """htmx polling: only the cells that changed since the browser's last look (out of band),
     so a poll never overwrites a checkbox the user is clicking."""
     session = curation.session_for(request.user, session_id)
-    for job in generation.session_jobs(session):
-        generation.jobs.request_refresh(job)
+    generation.watch_session(session)
     context = curation_context(session)
     known = set(request.GET.get("known", "").split(","))
     context["changed"] = [c for c in context["cells"] if c["token"] not in known]
@@ -231,9 +233,6 @@ def retry(request, character_id):
     return redirect("characters:detail", character_id=character_id)
 
 
-
-
-
 # --- My Characters ---------------------------------------------------------------------------
 CARDS_PER_PAGE = 24
 
@@ -331,6 +330,7 @@ def retrain_page(request, character_id):
     form = RetrainForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
+            training.check_training_limits(request.user)  # before the photos are stored
             photo_ids = [
                 photos.upload_photo(owner=request.user, upload=f, consent=True).public_id
                 for f in request.FILES.getlist("photos")

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from django.apps import apps
-from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import models
 
 from characters.backup import local_backup_root
@@ -40,7 +40,9 @@ def flows_settled(results: Iterable) -> Check:
         or (r.outcome == "failed" and not r.cause.strip())
     ]
     lines = [f"{len(finished)} finished, {len(failed)} failed with a cause, {len(silent)} silent"]
-    lines += [f"  {r.user}: failed at {r.steps[-1]!r}: {r.cause[:300]}" for r in failed]
+    lines += [
+        f"  {r.user}: failed at {(r.steps or ['start'])[-1]!r}: {r.cause[:300]}" for r in failed
+    ]
     lines += [f"  {r.user}: {r.outcome} without a cause" for r in silent]
     return not silent, lines
 
@@ -126,7 +128,7 @@ def _referenced_files() -> set[str]:
 
 def files_consistent() -> Check:
     """Every stored file is referenced by a row, and every row's file is there."""
-    root = Path(settings.MEDIA_ROOT)
+    root = Path(default_storage.location)
     on_disk = {
         str(Path(dirpath, name).relative_to(root))
         for dirpath, _dirs, files in os.walk(root)

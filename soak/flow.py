@@ -8,6 +8,7 @@ without one (a step that does not settle before its deadline is itself a failure
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,44 +103,13 @@ class UserFlow:
         self.result.steps.append(name)
 
     def _flow(self) -> None:
-        self._step("upload")
-        with self.photo.open("rb") as fh:
-            photo = self._call(
-                "POST",
-                "/character/upload-photo",
-                data={"consent": "true"},
-                files={"photo": (self.photo.name, fh, "image/png")},
-            )
-        self._step("style")
-        session = self._call(
-            "POST", "/character/select-style", json={"photo_id": photo["photo_id"]}
-        )
-        session_id = session["session_id"]
-        self._step("generate")
-        task = self._call("POST", "/character/generate-24-cuts", json={"session_id": session_id})
-        status = self._cuts(task["task_id"])
-        selected = [c["id"] for c in status["cuts"] if c["state"] == "completed"]
-        if len(selected) < MIN_CUTS:
-            self._step("regenerate")
-            for cut in status["cuts"]:
-                if cut["state"] == "failed":
-                    self._call(
-                        "POST",
-                        "/character/regenerate-cut",
-                        json={"session_id": session_id, "cut_id": cut["number"]},
-                    )
-            status = self._cuts(task["task_id"])
-            selected = [c["id"] for c in status["cuts"] if c["state"] == "completed"]
-        if len(selected) < MIN_CUTS:
-            raise FlowFailed(f"only {len(selected)} cuts generated: {status['message']}")
-        self._step("curate")
-        self._call(
-            "POST",
-            "/character/select-cuts",
-            json={"session_id": session_id, "selected_cut_ids": selected},
-        )
+        # One creation session per character: a user who trains several at once makes the
+        # sessions side by side, then starts every training together (the third of three
+        # must wait for a free slot: at most MAX_CONCURRENT_TRAINING per user).
+        with ThreadPoolExecutor(max_workers=self.trainings) as pool:
+            sessions = list(pool.map(self._session, range(self.trainings)))
         characters = []
-        for n in range(self.trainings):
+        for n, session_id in enumerate(sessions):
             self._step("package")
             prepared = self._call(
                 "POST",
@@ -193,6 +163,46 @@ class UserFlow:
         )
         if done["status"] == "failed":
             raise FlowFailed(f"scene failed: {done['error']}")
+
+    def _session(self, _n: int) -> str:
+        """Upload → style → 24 cuts (failed ones regenerated once) → curation; the session."""
+        self._step("upload")
+        with self.photo.open("rb") as fh:
+            photo = self._call(
+                "POST",
+                "/character/upload-photo",
+                data={"consent": "true"},
+                files={"photo": (self.photo.name, fh, "image/png")},
+            )
+        self._step("style")
+        session = self._call(
+            "POST", "/character/select-style", json={"photo_id": photo["photo_id"]}
+        )
+        session_id = session["session_id"]
+        self._step("generate")
+        task = self._call("POST", "/character/generate-24-cuts", json={"session_id": session_id})
+        status = self._cuts(task["task_id"])
+        selected = [c["id"] for c in status["cuts"] if c["state"] == "completed"]
+        if len(selected) < MIN_CUTS:
+            self._step("regenerate")
+            for cut in status["cuts"]:
+                if cut["state"] == "failed":
+                    self._call(
+                        "POST",
+                        "/character/regenerate-cut",
+                        json={"session_id": session_id, "cut_id": cut["number"]},
+                    )
+            status = self._cuts(task["task_id"])
+            selected = [c["id"] for c in status["cuts"] if c["state"] == "completed"]
+        if len(selected) < MIN_CUTS:
+            raise FlowFailed(f"only {len(selected)} cuts generated: {status['message']}")
+        self._step("curate")
+        self._call(
+            "POST",
+            "/character/select-cuts",
+            json={"session_id": session_id, "selected_cut_ids": selected},
+        )
+        return session_id
 
     def _cuts(self, task_id: str) -> dict:
         """Wait until every cut is finished (each completed or failed) and quality-checked."""

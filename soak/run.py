@@ -46,7 +46,7 @@ def free_port() -> int:
 
 
 def log(message: str) -> None:
-    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", flush=True)
+    print(f"[soak {time.strftime('%H:%M:%S', time.gmtime())}Z] {message}", flush=True)
 
 
 class Processes:
@@ -77,6 +77,8 @@ class Processes:
 
     def stop_all(self) -> None:
         for proc in self.procs.values():
+            if proc.poll() is not None:
+                continue
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -115,7 +117,9 @@ def main() -> int:
     parser.add_argument("--db", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/webtoon_soak")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/7")
-    parser.add_argument("--kill-every", type=float, default=6.0, help="seconds between kills")
+    parser.add_argument(
+        "--kill-every", type=float, default=8.0, help="seconds between qcluster kills"
+    )
     parser.add_argument("--error-rate", type=float, default=0.05)
     parser.add_argument("--timeout-rate", type=float, default=0.01)
     parser.add_argument("--training-seconds", type=float, default=20.0)
@@ -161,6 +165,20 @@ def main() -> int:
     )
 
     procs = Processes(env, data / "logs")
+
+    def interrupted(*_):
+        procs.stop_all()  # then leave at once: the user threads must not outlive the services
+        os._exit(143)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        return soak(args, env, data, procs, rng, seed, started, fake_port, web_port)
+    finally:
+        procs.stop_all()
+
+
+def soak(args, env, data, procs, rng, seed, started, fake_port, web_port) -> int:
     procs.start(
         "fal-fake",
         [
@@ -227,16 +245,17 @@ def main() -> int:
     wait_http(f"http://127.0.0.1:{web_port}/accounts/login/")
 
     stop_killing = threading.Event()
-    kills = []
+    kills = {"qcluster": 0}
 
     def killer() -> None:
-        turn = 0
+        """Every few seconds SIGKILL one of the two qclusters with all its children (the
+        sentinel, its workers mid-task, monitor and pusher), as a crashed or redeployed
+        machine would, and start it again a moment later."""
         while not stop_killing.wait(args.kill_every * rng.uniform(0.5, 1.5)):
-            name = clusters[turn % 2]
-            turn += 1
+            name = rng.choice(clusters)
             procs.kill(name)
-            kills.append(name)
-            time.sleep(rng.uniform(0.2, 2.0))
+            kills["qcluster"] += 1
+            time.sleep(rng.uniform(0.5, 2.0))
             procs.start(name, [PYTHON, "manage.py", "qcluster"])
 
     chaos = threading.Thread(target=killer, name="killer", daemon=True)
@@ -267,10 +286,7 @@ def main() -> int:
             results = list(pool.map(one, range(args.users)))
         stop_killing.set()
         chaos.join()
-        log(
-            f"flows over after {time.monotonic() - started:.0f} s; {len(kills)} worker kills; "
-            "settling"
-        )
+        log(f"flows over after {time.monotonic() - started:.0f} s; kills: {kills}; settling")
         settle(args.settle)
         submissions = httpx.get(f"http://127.0.0.1:{fake_port}/_fake/submissions").json()
         ok, text = checks.report(results, submissions, limit=settings.MAX_CONCURRENT_TRAINING)
@@ -281,7 +297,7 @@ def main() -> int:
     leaked = list((data / "tmp").iterdir())
     log(f"temp files left by killed workers: {len(leaked)}")
     log(
-        f"{'PASS' if ok else 'FAIL'}: {args.users} users, {len(kills)} kills, "
+        f"{'PASS' if ok else 'FAIL'}: {args.users} users, kills: {kills}, "
         f"{len(submissions)} fal requests, {time.monotonic() - started:.0f} s (seed {seed})"
     )
     (data / "results.json").write_text(checks.dump(results))

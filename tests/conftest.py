@@ -15,6 +15,15 @@ from webtoon.testing.fal_fake import FalFake
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Debounce keys (refresh requests, cut rechecks) must not leak from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def user(db):
     return get_user_model().objects.create_user("alice", "alice@example.com", "pw-alice-123")

@@ -335,3 +335,29 @@ def test_poll_sends_only_cells_that_changed(alice_client, user, fal):
     known = unquote(tokens.group(1)) if tokens else ""
     quiet = alice_client.get(url, {"known": known}, HTTP_HX_REQUEST="true").content.decode()
     assert quiet.count('data-testid="cut"') == 0
+
+
+def test_a_quality_check_lost_with_its_worker_is_run_again(user):
+    from datetime import timedelta
+
+    from webtoon.jobs import services as jobs
+    from webtoon.jobs.services import CallSpec
+
+    photo = astronaut_photo(user)
+    session = generation.select_style(
+        owner=user, photo_id=photo.public_id, style_id="original", custom_prompt=None
+    )
+    job = jobs.create_job(
+        owner=user, kind="image", calls=[CallSpec("e", {}), CallSpec("e", {}, slot=1)],
+        start=False,
+    )
+    old, recent = job.calls.order_by("slot")
+    now = timezone.now()
+    old.finished_at, recent.finished_at = now - timedelta(minutes=5), now - timedelta(seconds=30)
+    old.save(), recent.save()
+    lost = _stored_cut(session, 1, TESTDATA / "astronaut.png", call=old)
+    busy = _stored_cut(session, 2, TESTDATA / "grace_hopper.jpg", call=recent)
+    assert curation.recheck_stale_cuts() == 1  # the test queue runs the check at once
+    lost.refresh_from_db(), busy.refresh_from_db()
+    assert lost.quality_ok is True and lost.similarity is not None
+    assert busy.quality_ok is None  # its check may still be queued: left alone

@@ -272,3 +272,12 @@ def test_an_expired_lora_without_our_copy_tells_the_user_to_restore(
     assert job.error_message == "LoRA 파일이 만료되었습니다. 백업에서 복원해주세요."
     assert CharacterImage.objects.get().error == job.error_message
     assert len(fal.submitted("fal-ai/flux-lora")) == 1  # no blind retries of a dead URL
+
+
+def test_retrain_page_of_a_restored_character_without_a_session_opens(alice_client, user):
+    character = trained_character(user)  # as a restore makes it: no creation session
+    assert character.session_id is None
+    page = alice_client.get(f"/characters/{character.public_id}/retrain/")
+    assert page.status_code == 200
+    assert "컷 더 만들기" not in page.content.decode()
+    assert "사진 추가" in page.content.decode()

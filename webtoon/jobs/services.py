@@ -28,6 +28,7 @@ from django.core.files import File
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django_q.tasks import async_task
 
 from webtoon.imaging import (
@@ -36,10 +37,12 @@ from webtoon.imaging import (
     RemoteRejected,
     RemoteStatus,
     RemoteUnavailable,
+    SubmitUnknown,
     get_backend,
 )
-from webtoon.media import user_file_name
+from webtoon.media import owner_prefix
 
+from . import limits
 from .kinds import JobKind, get_kind
 from .models import (
     ACTIVE_CALL_STATES,
@@ -76,19 +79,26 @@ def create_job(
     subject: dict | None = None,
     start: bool = True,
     waiting: bool = False,
+    limited: bool = False,
 ) -> Job:
     """Persist a job and its calls; the runner is enqueued after the transaction commits.
 
-    `waiting`: the job is held (state WAITING) until `release_waiting` starts it."""
+    `waiting`: the job is held (state WAITING) until `release_waiting` starts it.
+    `limited`: the owner asked for it, so the owner's rate limit and daily spend cap apply
+    (TooManyRequests, nothing created); the system's own follow-ups pass False."""
     job_kind = get_kind(kind)
+    cost = job_kind.unit_cost * len(calls)
     with transaction.atomic():
+        if limited:
+            limits.check_costly(owner, cost)
+            subject = limits.mark(subject)
         job = Job.objects.create(
             owner=owner,
             kind=kind,
             state=JobState.WAITING if waiting else JobState.QUEUED,
             subject=subject or {},
             deadline_at=timezone.now() + timedelta(seconds=job_kind.deadline_seconds),
-            cost_estimated=job_kind.unit_cost * len(calls),
+            cost_estimated=cost,
         )
         add_calls(job, calls)
         if start and not waiting:
@@ -203,20 +213,36 @@ def advance_job(job_id: int) -> Job:
         finished += _expire(open_calls, now)
     else:
         finished += _fail_orphans(open_calls, now)
-        work = _mark_submitting([c for c in open_calls if _due(c, now)], now)
-        work += [c for c in open_calls if c.state in ACTIVE_CALL_STATES]
-        for call, outcome in _run_network(work, job):
-            if _apply(call, outcome, job, kind):
-                finished.append(call)
-    job.last_checked_at = timezone.now()
-    _refresh(job, kind)
-    job.save()
-    hook = kind.hook("on_call_finished")
-    for call in finished if hook else []:
-        hook(call)
-    if job.is_terminal and (job_hook := kind.hook("on_job_finished")):
-        job_hook(job)
+        # Calls go out in rounds of JOB_SUBMIT_CONCURRENCY, each marked SUBMITTING just
+        # before its round: a worker killed mid-pass leaves at most one round in doubt
+        # (failed as submit_unknown), never the whole set.
+        due = [c for c in open_calls if _due(c, now)]
+        polls = [c for c in open_calls if c.state in ACTIVE_CALL_STATES]
+        size = max(1, settings.JOB_SUBMIT_CONCURRENCY)
+        for start in range(0, max(len(due), 1), size):
+            work = _mark_submitting(due[start : start + size], now) + polls
+            polls = []
+            for call, outcome in _run_network(work, job):
+                # A call's final state and what the kind makes of it (a cut's image, a
+                # LoRA version) commit together: a worker killed in between leaves the call
+                # as it was, and the next pass polls it again instead of losing the result.
+                with transaction.atomic():
+                    if _apply(call, outcome, job, kind):
+                        _call_finished(call, kind)
+    for call in finished:  # failed by deadline or as orphans above
+        _call_finished(call, kind)
+    with transaction.atomic():
+        job.last_checked_at = timezone.now()
+        _refresh(job, kind)
+        job.save()
+        if job.is_terminal and (job_hook := kind.hook("on_job_finished")):
+            job_hook(job)
     return job
+
+
+def _call_finished(call: RemoteCall, kind: JobKind) -> None:
+    if hook := kind.hook("on_call_finished"):
+        hook(call)
 
 
 def _due(call: RemoteCall, now) -> bool:
@@ -241,16 +267,22 @@ def _mark_submitting(calls: list[RemoteCall], now) -> list[RemoteCall]:
 def _fail_orphans(calls: list[RemoteCall], now) -> list[RemoteCall]:
     orphans = [c for c in calls if c.state == CallState.SUBMITTING]
     for call in orphans:
-        _finish(
+        _fail_unknown_submit(
             call,
-            CallState.FAILED,
-            "submit_unknown",
-            "제출 중 작업자가 중단되어 결과를 알 수 없습니다. "
-            "이중 과금을 막기 위해 자동 재제출하지 않았습니다.",
+            _(
+                "제출 중 작업자가 중단되어 결과를 알 수 없습니다. "
+                "이중 과금을 막기 위해 자동 재제출하지 않았습니다."
+            ),
             now,
         )
-        _close_attempt(call, "submit_unknown", call.error_message)
     return orphans
+
+
+def _fail_unknown_submit(call: RemoteCall, message: str, now) -> None:
+    """fal may have queued this request but we never learnt its id: fail the call rather than
+    submit the same (paid) work a second time."""
+    _finish(call, CallState.FAILED, "submit_unknown", str(message), now)
+    _close_attempt(call, "submit_unknown", call.error_message)
 
 
 def _expire(calls: list[RemoteCall], now) -> list[RemoteCall]:
@@ -293,7 +325,10 @@ def _run_network(calls: list[RemoteCall], job: Job) -> list[tuple[RemoteCall, Ou
 def _network_step(call: RemoteCall, backend, job: Job) -> Outcome:
     if call.state == CallState.SUBMITTING:
         try:
-            request_id = backend.submit(call.endpoint, call.arguments, webhook_url=webhook_url())
+            wait = (job.deadline_at - timezone.now()).total_seconds() if job.deadline_at else None
+            request_id = backend.submit(
+                call.endpoint, call.arguments, webhook_url=webhook_url(), start_timeout=wait
+            )
             return Outcome("submitted", request_id=request_id)
         except BackendError as exc:
             return Outcome("submit_failed", error=exc)
@@ -391,6 +426,13 @@ def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
             request_id=outcome.request_id
         )
         return False
+    if isinstance(outcome.error, SubmitUnknown):
+        message = _(
+            "제출 응답을 받지 못해 결과를 알 수 없습니다. "
+            "이중 과금을 막기 위해 자동 재제출하지 않았습니다."
+        )
+        _fail_unknown_submit(call, message, now)
+        return True
     if outcome.kind in ("submit_failed", "remote_failed"):
         if (decided := _repair(call, outcome.error, kind, now)) is not None:
             return decided
@@ -457,8 +499,13 @@ def _store_output(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind, n
     ext = outcome.extra.get("ext") or (
         "safetensors" if call.output_kind == "lora" else _image_ext(outcome.result, outcome.url)
     )
-    name = user_file_name(job.owner_id, f"jobs/{job.public_id}", ext)
+    # One name per call attempt: a pass that stored the file but died before its transaction
+    # committed is redone under the same name, so no unreferenced copy is left behind.
+    name = f"{owner_prefix(job.owner_id)}jobs/{job.public_id}/{call.pk}-{call.attempts}.{ext}"
+    storage = call.output_file.storage
     try:
+        if storage.exists(name):
+            storage.delete(name)
         with open(outcome.file_path, "rb") as fh:
             call.output_file.save(name, File(fh), save=False)
     finally:
@@ -563,13 +610,19 @@ def _refresh(job: Job, kind: JobKind) -> None:
 
 
 # --- support and user actions -----------------------------------------------------------------
-def retry_job(job: Job, *, waiting: bool = False) -> Job:
+def retry_job(job: Job, *, waiting: bool = False, limited: bool = False) -> Job:
     """Run a finished job's failed calls again (fresh attempts, new deadline).
 
-    `waiting`: hold it (WAITING) instead of starting it, for per-user limits."""
+    `waiting`: hold it (WAITING) instead of starting it, for per-user limits.
+    `limited`: the owner asked for it, so it counts against the owner's limits like a new
+    job (limits.retry_cost); support passes False."""
     kind = get_kind(job.kind)
     with transaction.atomic():
+        if limited:
+            limits.check_costly(job.owner, limits.retry_cost(job, kind.unit_cost))
         job = Job.objects.select_for_update().get(pk=job.pk)
+        if limited:
+            job.subject = limits.mark(job.subject, retry=True)
         job.calls.filter(state__in=(CallState.FAILED, CallState.CANCELLED)).update(
             state=CallState.PENDING,
             # Attempts keep counting (history numbers stay unique); the retry gets a fresh
@@ -613,6 +666,10 @@ def request_refresh(job: Job) -> bool:
         return False
     now = timezone.now()
     stale = now - timedelta(seconds=REFRESH_AFTER_SECONDS)
+    if (job.last_checked_at and job.last_checked_at >= stale) or (
+        job.locked_until and job.locked_until >= now
+    ):
+        return False  # looked at recently or a runner holds it: no write (SQLite locks on it)
     seen = Q(last_checked_at__isnull=True) | Q(last_checked_at__lt=stale)
     free = _lease_free(now)
     claimed = Job.objects.filter(seen, free, pk=job.pk).update(last_checked_at=now)
@@ -662,4 +719,4 @@ def create_image_job(user, prompt: str, image_size: str = "square_hd") -> Job:
             "enable_safety_checker": True,
         },
     )
-    return create_job(owner=user, kind="image", calls=[spec])
+    return create_job(owner=user, kind="image", calls=[spec], limited=True)

@@ -90,12 +90,12 @@ def make_handler(fake: FalFake):
     return Handler
 
 
-def serve(fake: FalFake, port: int = 0) -> ThreadingHTTPServer:
-    """Start serving in a daemon thread; the bound port is server.server_address[1]."""
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(fake))
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, name="fal-fake", daemon=True).start()
-    return server
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        # A client killed mid-request (the soak kills workers) leaves a broken pipe: expected.
+        pass
 
 
 def main() -> None:
@@ -112,8 +112,7 @@ def main() -> None:
     fake = FalFake(
         run_seconds=args.image_seconds, training_seconds=args.training_seconds, chaos=chaos
     )
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(fake))
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", args.port), make_handler(fake))
     print(f"fal fake listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
 
