@@ -87,6 +87,19 @@ SAMPLE_SCALE = 0.8
 FAILED_MESSAGE = "학습에 실패했습니다. 다른 이미지로 다시 시도해주세요."
 NOT_CHARGED = "비용이 청구되지 않았습니다"
 TIMEOUT_MESSAGE = "학습 시간이 60분을 넘겨 중단했습니다."
+# The request may have reached fal (its answer was lost): we cannot say it was not charged.
+UNKNOWN_MESSAGE = (
+    "학습 요청의 결과를 확인하지 못했습니다. 이중 과금을 막기 위해 자동으로 다시 보내지 "
+    "않았습니다. 고객 지원이 확인 후 처리해드립니다."
+)
+
+
+def _failure_text(message: str) -> str:
+    """The failure as the user reads it: "not charged" only where that is known to be true."""
+    if message == UNKNOWN_MESSAGE:
+        return _(message)
+    return f"{_(message or FAILED_MESSAGE)} {_(NOT_CHARGED)}"
+
 BACKUP_FAILED = "로컬 백업에 실패했습니다. 수동으로 다운로드해주세요."
 POOR_RESULT_HINT = "학습 결과가 만족스럽지 않으면 재학습을 시도해보세요"
 
@@ -514,15 +527,16 @@ def training_finished(job: Job) -> None:
     else:
         if not character.current_version_id:  # a failed retrain keeps the version it had
             character.status = CharacterStatus.FAILED
-        character.failure_message = (
-            TIMEOUT_MESSAGE if job.error_code == "deadline" else FAILED_MESSAGE
-        )
+        character.failure_message = {
+            "deadline": TIMEOUT_MESSAGE,
+            "submit_unknown": UNKNOWN_MESSAGE,
+        }.get(job.error_code, FAILED_MESSAGE)
         character.save(update_fields=["status", "failure_message"])
         notify(
             character.owner,
             kind="training_failed",
-            message=_("%(name)s: %(msg)s %(free)s")
-            % {"name": character.name, "msg": _(character.failure_message), "free": _(NOT_CHARGED)},
+            message=_("%(name)s: %(msg)s")
+            % {"name": character.name, "msg": _failure_text(character.failure_message)},
             link=character.get_absolute_url(),
         )
     dispatch_waiting(character.owner)
@@ -741,5 +755,5 @@ def _status_message(character: Character, job: Job) -> str:
             "동시에 %(n)d개까지 학습할 수 있습니다. 앞선 학습이 끝나면 자동으로 시작합니다."
         ) % {"n": settings.MAX_CONCURRENT_TRAINING}
     if character.status == CharacterStatus.FAILED:
-        return f"{_(character.failure_message or FAILED_MESSAGE)} {_(NOT_CHARGED)}"
+        return _failure_text(character.failure_message)
     return ""

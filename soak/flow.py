@@ -144,7 +144,11 @@ class UserFlow:
         for character_id, _task in characters:
             detail = self._call("GET", f"/character/{character_id}")
             if detail["status"] != "active" or len(detail["sample_images"]) < 3:
-                raise FlowFailed(f"character not ready after its test images: {detail}")
+                notes = "; ".join(j["error_message"] for j in samples if j["error_message"])
+                raise FlowFailed(
+                    f"character {detail['status']} with {len(detail['sample_images'])} of 3 "
+                    f"test images ({notes or detail['failure_message']})"
+                )
         self._step("scene")
         scene = self._call(
             "POST",

@@ -1,5 +1,6 @@
 """The job engine: submit, poll, retry with backoff, deadlines, worker death and resume."""
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -337,3 +338,20 @@ def test_worker_killed_while_finishing_a_call_redoes_it_without_losing_the_resul
     assert len(fal.submissions) == 1  # the request was polled again, not sent again
     folder = Path(settings.MEDIA_ROOT) / Path(call.output_file.name).parent
     assert [p.name for p in folder.iterdir()] == [Path(call.output_file.name).name]
+
+
+def test_reconcile_clears_temp_downloads_a_killed_worker_left(tmp_path, monkeypatch):
+    import os
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    old = tmp_path / f"{services.DOWNLOAD_PREFIX}old"
+    fresh = tmp_path / f"{services.DOWNLOAD_PREFIX}fresh"
+    other = tmp_path / "someone-elses-file"
+    for path in (old, fresh, other):
+        path.write_bytes(b"x")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    os.utime(other, (two_hours_ago, two_hours_ago))
+    services.reconcile()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, other.name])

@@ -775,3 +775,21 @@ def test_another_users_character_and_task_are_404(alice_client, other_user, fal)
     assert fal.submitted() == [] and fal.count("status") == 0  # alice's read ran nothing
     theirs.refresh_from_db()
     assert theirs.status == CharacterStatus.TRAINING
+
+
+def test_training_whose_submit_answer_was_lost_is_not_resent_nor_called_free(
+    alice_client, user, character, fal
+):
+    from webtoon.testing.fal_fake import Chaos
+
+    # fal queues the training, and its answer never comes back.
+    fal.chaos = Chaos(timeout_rate=1.0, ops=frozenset({"submit"}))
+    job = drive(Job.objects.get(public_id=start(alice_client, character).json()["task_id"]))
+    assert job.state == JobState.FAILED and job.error_code == "submit_unknown"
+    assert len(fal.submitted(TRAINER)) == 1  # not paid twice by an automatic retry
+    body = status(alice_client, job).json()
+    assert body["status"] == "failed"
+    assert "이중 과금을 막기 위해" in body["message"]
+    assert "비용이 청구되지 않았습니다" not in body["message"]  # it may well have been
+    note = Notification.objects.get(owner=user, kind="training_failed")
+    assert "비용이 청구되지 않았습니다" not in note.message

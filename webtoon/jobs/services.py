@@ -12,6 +12,7 @@ Rules that keep money and work safe:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -60,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "webtoon.jobs.tasks.run_job"
 REFRESH_AFTER_SECONDS = 10
+DOWNLOAD_PREFIX = "webtoon-dl-"
+STALE_DOWNLOAD_SECONDS = 3600
 
 
 @dataclass
@@ -345,7 +349,7 @@ def _network_step(call: RemoteCall, backend, job: Job) -> Outcome:
             result = backend.result(call.endpoint, call.request_id)
         url = output_url(result, call.output_kind)
         cap = settings.MAX_LORA_BYTES if call.output_kind == "lora" else settings.MAX_DOWNLOAD_BYTES
-        with tempfile.NamedTemporaryFile(delete=False, prefix="webtoon-dl-") as tmp:
+        with tempfile.NamedTemporaryFile(delete=False, prefix=DOWNLOAD_PREFIX) as tmp:
             try:
                 size = backend.download(url, tmp, max_bytes=cap)
             except DownloadRefused as exc:
@@ -690,8 +694,23 @@ def poke(job: Job) -> bool:
     return bool(claimed)
 
 
+def sweep_stale_downloads(now: float | None = None) -> int:
+    """Delete temp downloads a killed worker left behind (older than an hour: no live pass
+    holds a download that long)."""
+    now = now or time.time()
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(f"{DOWNLOAD_PREFIX}*"):
+        with contextlib.suppress(OSError):
+            if now - path.stat().st_mtime > STALE_DOWNLOAD_SECONDS:
+                path.unlink()
+                removed += 1
+    return removed
+
+
 def reconcile() -> int:
-    """Periodic: enqueue a pass for every unfinished job that no runner holds."""
+    """Periodic: enqueue a pass for every unfinished job that no runner holds (and clear the
+    temp downloads of workers that died)."""
+    sweep_stale_downloads()
     now = timezone.now()
     free = _lease_free(now)
     quiet = Q(last_checked_at__isnull=True) | Q(

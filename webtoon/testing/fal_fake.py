@@ -72,6 +72,10 @@ class Chaos:
     error_rate: float = 0.0
     timeout_rate: float = 0.0
     rng: random.Random = field(default_factory=random.Random)
+    ops: frozenset[str] | None = None  # only these operations (None: every one)
+
+    def applies(self, op: str) -> bool:
+        return self.ops is None or op in self.ops
 
     def roll(self) -> str | None:
         with _CHAOS_LOCK:
@@ -243,7 +247,7 @@ class FalFake:
         self.calls.append((op, url))
         if self.delay:
             time.sleep(self.delay)
-        if self.chaos is not None and op != "submit":  # a submit rolls in _submit
+        if self.chaos is not None and op != "submit" and self.chaos.applies(op):
             verdict = self.chaos.roll()
             if verdict == "error":
                 return httpx.Response(503, json={"detail": "fake fal: service unavailable"})
@@ -283,7 +287,8 @@ class FalFake:
         failed = self._answer("submit", str(request.url), endpoint, arguments)
         if failed is not None:
             return failed
-        verdict = self.chaos.roll() if self.chaos is not None else None
+        chaos = self.chaos if self.chaos is not None and self.chaos.applies("submit") else None
+        verdict = chaos.roll() if chaos is not None else None  # a lost answer comes after
         if verdict == "error":
             return httpx.Response(500, json={"detail": "fake fal: internal error"})
         if not request.headers.get("authorization", "").startswith("Key "):
