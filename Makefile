@@ -62,12 +62,14 @@ SOAK_USERS ?= 20
 SOAK_SQLITE_USERS ?= 5
 SOAK_DB_URL ?= postgres://postgres@127.0.0.1:5432/webtoon_soak
 
+SOAK_ARGS ?=
+
 soak: install
 	$(PY) soak/run.py --users $(SOAK_USERS) --db postgres --database-url $(SOAK_DB_URL) \
-		--redis-url redis://127.0.0.1:6379/7
+		--redis-url redis://127.0.0.1:6379/7 $(SOAK_ARGS)
 
 soak-sqlite: install
-	$(PY) soak/run.py --users $(SOAK_SQLITE_USERS) --db sqlite
+	$(PY) soak/run.py --users $(SOAK_SQLITE_USERS) --db sqlite $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) data

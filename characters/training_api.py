@@ -5,6 +5,7 @@ import logging
 from uuid import UUID
 
 from django.conf import settings
+from django.http.request import RawPostDataException
 from django.utils.translation import gettext as _
 from ninja import Field, Router, Schema, Status
 
@@ -139,7 +140,10 @@ def fal_webhook(request):
     """fal's "request finished" call. Only a valid signature counts, and even then it only
     makes us look sooner: the result is always read from fal by request id, never taken from
     the webhook body."""
-    body = request.body
+    try:
+        body = request.body
+    except RawPostDataException:  # a form post, already parsed: fal only sends JSON
+        return Status(400, {"detail": _("알 수 없는 형식입니다.")})
     keys = webhooks.jwks_keys()
     if not webhooks.verify_signature(
         request.headers, body, keys, leeway=settings.FAL_WEBHOOK_LEEWAY_SECONDS

@@ -85,8 +85,10 @@ def test_an_unreferenced_file_and_a_missing_file_are_both_caught(user, settings,
         },
     }
     settings.MEDIA_ROOT = tmp_path
+    settings.LOCAL_BACKUP_PATH = tmp_path / "app-data"  # other tests leave backup folders
     call = _job(user).calls.get()
-    assert checks.files_consistent()[0]
+    ok, lines = checks.files_consistent()
+    assert ok, lines
     call.output_file.save(f"u/{user.pk}/jobs/x/1-1.jpg", ContentFile(b"jpeg"))
     assert checks.files_consistent()[0]
     stray = Path(settings.MEDIA_ROOT, f"u/{user.pk}/jobs/x/orphan.jpg")

@@ -11,8 +11,9 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.parser import Parser
 
 from webtoon.auth import api_auth
-from webtoon.exceptions import DomainError, TooManyRequests
+from webtoon.exceptions import DomainError, InvalidInput, TooManyRequests
 from webtoon.imaging import BackendError
+from webtoon.middleware import has_nul, nul_message
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class ObjectBodyParser(Parser):
         data = super().parse_body(request)
         if not isinstance(data, dict):
             raise NotAnObject
+        if has_nul(data):
+            raise InvalidInput(nul_message())
         return data
 
 
@@ -131,6 +134,8 @@ def on_http_error(request, exc: HttpError):
         # message in the user's language instead of ninja's English.
         if isinstance(exc.__cause__, NotAnObject):
             return _detail(request, _("요청 본문은 JSON 객체여야 합니다."), 422)
+        if isinstance(exc.__cause__, InvalidInput):
+            return _detail(request, str(exc.__cause__), 422)
         return _detail(request, _("요청 본문을 읽을 수 없습니다. 올바른 JSON을 보내주세요."), 422)
     return _detail(request, str(exc), exc.status_code)
 

@@ -1,0 +1,43 @@
+"""Request hygiene shared by pages and the API."""
+
+from __future__ import annotations
+
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.utils.translation import gettext as _
+
+
+def has_nul(value) -> bool:
+    """A NUL character anywhere in a (nested) value: PostgreSQL text cannot hold one, and no
+    field of ours means it, so such input is refused before it reaches a query."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(has_nul(v) for v in value)
+    return False
+
+
+def nul_message() -> str:
+    return _("입력에 허용되지 않는 문자(NUL)가 있습니다.")
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class RejectNulMiddleware:
+    """Query strings and form fields with a NUL character get a clear 4xx instead of a
+    database error (a 500 on PostgreSQL). JSON bodies are checked by the API's parser."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        fields = [request.GET]
+        if request.method == "POST" and request.content_type in FORM_TYPES:
+            fields.append(request.POST)  # what CSRF and the views read anyway
+        if any(has_nul(key) or has_nul(data.getlist(key)) for data in fields for key in data):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": nul_message()}, status=422)
+            return HttpResponseBadRequest(nul_message(), content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
