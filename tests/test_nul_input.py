@@ -29,3 +29,14 @@ def test_page_form_with_nul_is_a_readable_400_and_creates_nothing(alice_client):
     assert response.status_code == 400
     assert "NUL" in response.content.decode()
     assert Scene.objects.count() == 0
+
+
+def test_a_form_that_cannot_be_parsed_is_left_to_the_api_not_turned_into_an_html_400(
+    alice_client,
+):
+    # multipart without a boundary: the middleware cannot read it and must not answer for it.
+    response = alice_client.generic(
+        "POST", "/api/jobs/image", b'{"prompt": "0"}', content_type="multipart/form-data"
+    )
+    assert response["Content-Type"].startswith("application/json")
+    assert response.status_code < 500
