@@ -47,14 +47,23 @@ def flows_settled(results: Iterable) -> Check:
     return not silent, lines
 
 
+def unfinished_jobs():
+    return Job.objects.exclude(state__in=TERMINAL_JOB_STATES)
+
+
+def unchecked_cuts():
+    """Cuts with an image whose quality check has not run."""
+    return Cut.objects.exclude(image="").filter(quality_ok__isnull=True)
+
+
 def nothing_stuck() -> Check:
     """No job, call, character or cut check left in flight once the flows are over."""
-    jobs = Job.objects.exclude(state__in=TERMINAL_JOB_STATES)
+    jobs = unfinished_jobs()
     calls = RemoteCall.objects.exclude(state__in=TERMINAL_CALL_STATES)
     characters = Character.objects.filter(
         status__in=(CharacterStatus.QUEUED, CharacterStatus.TRAINING)
     )
-    unchecked = Cut.objects.exclude(image="").filter(quality_ok__isnull=True)
+    unchecked = unchecked_cuts()
     failed_without_cause = Job.objects.filter(state="failed", error_code="")
     found = {
         "unfinished jobs": list(jobs.values_list("pk", "kind", "state")),

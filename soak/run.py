@@ -310,14 +310,11 @@ def soak(args, env, data, procs, rng, seed, started, fake_port, web_port) -> int
 
 def settle(seconds: float) -> None:
     """Wait until no job or cut check is in flight (the workers keep running), or time's up."""
-    from characters.models import Cut
-    from webtoon.jobs.models import TERMINAL_JOB_STATES, Job
+    from soak.checks import unchecked_cuts, unfinished_jobs
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        busy = Job.objects.exclude(state__in=TERMINAL_JOB_STATES).count()
-        unchecked = Cut.objects.exclude(image="").filter(quality_ok__isnull=True).count()
-        if not busy and not unchecked:
+        if not unfinished_jobs().exists() and not unchecked_cuts().exists():
             return
         time.sleep(2)
 

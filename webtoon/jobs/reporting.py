@@ -6,16 +6,14 @@ cause), whatever the number of jobs."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
-from django.db.models import Count, DecimalField, Max, OuterRef, Q, Subquery, Sum, Value
+from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from . import limits
+from .limits import ZERO
 from .models import Job, JobState
-
-ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=12, decimal_places=3))
 
 
 def _since(field: str, since: datetime) -> Q:

@@ -24,7 +24,8 @@ from .fal_fake import Chaos, FalFake
 
 ORIGIN_HEADER = "x-fal-fake-origin"
 ERROR_HEADER = "x-fal-fake-error"
-_HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", ORIGIN_HEADER}
+# Headers that belong to one hop of the forwarding, never copied across it.
+HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", ORIGIN_HEADER}
 
 
 def make_handler(fake: FalFake):
@@ -39,7 +40,7 @@ def make_handler(fake: FalFake):
         def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)
             for name, value in headers.items():
-                if name.lower() not in _HOP_HEADERS and name.lower() != "content-encoding":
+                if name.lower() not in HOP_HEADERS and name.lower() != "content-encoding":
                     self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -73,7 +74,7 @@ def make_handler(fake: FalFake):
             origin = self.headers.get(ORIGIN_HEADER)
             if not origin:
                 return self._reply(400, b'{"detail": "missing origin header"}', {})
-            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
             request = httpx.Request(
                 self.command, origin + self.path, headers=headers, content=content
             )

@@ -11,10 +11,9 @@ from __future__ import annotations
 import httpx
 import respx
 
-from .fal_server import ERROR_HEADER, ORIGIN_HEADER
+from .fal_server import ERROR_HEADER, HOP_HEADERS, ORIGIN_HEADER
 
 FAL_HOSTS = ("queue.fal.run", "fal.run", "rest.fal.ai", "rest.alpha.fal.ai", "v3.fal.media")
-_DROP = {"host", "content-length", "transfer-encoding", "connection"}
 
 _router: respx.MockRouter | None = None
 
@@ -29,7 +28,7 @@ def install(url: str) -> None:
 
     def forward(request: httpx.Request) -> httpx.Response:
         router.calls.clear()  # respx records every response (image bytes) otherwise
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         headers[ORIGIN_HEADER] = f"{request.url.scheme}://{request.url.netloc.decode()}"
         answer = client.request(
             request.method,
@@ -39,7 +38,7 @@ def install(url: str) -> None:
         )
         if answer.headers.get(ERROR_HEADER) == "timeout":
             raise httpx.ReadTimeout("fake fal: read timed out", request=request)
-        kept = {k: v for k, v in answer.headers.items() if k.lower() not in _DROP}
+        kept = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
         return httpx.Response(answer.status_code, headers=kept, content=answer.content)
 
     router.route(host=target.host, port=target.port).pass_through()
