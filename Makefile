@@ -9,6 +9,10 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
 .PHONY: run test install setup lint test-sqlite test-postgres bench soak soak-sqlite clean fonts
 
 KOREAN_FONT := /usr/share/fonts/truetype/nanum/NanumGothic.ttf
+# Lettering weights (light thought, extra-bold shout) come from fonts-nanum-extra; colour
+# emoji in bubbles from fonts-noto-color-emoji.
+EXTRA_FONT := /usr/share/fonts/truetype/nanum/NanumGothicLight.ttf
+EMOJI_FONT := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,9 +25,11 @@ install: $(STAMP) fonts
 # Episode export draws Korean text with Debian's fonts-nanum (a system package: nothing is
 # downloaded at run time). Installed here when missing and this user may use apt-get.
 fonts:
-	@test -f $(KOREAN_FONT) || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-nanum; } \
-		|| echo "note: fonts-nanum is missing; episode export needs it (apt-get install fonts-nanum)"
+	@{ test -f $(KOREAN_FONT) && test -f $(EXTRA_FONT) && test -f $(EMOJI_FONT); } \
+		|| { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-nanum fonts-nanum-extra \
+			fonts-noto-color-emoji; } \
+		|| echo "note: episode export needs fonts-nanum fonts-nanum-extra fonts-noto-color-emoji (apt-get install them)"
 
 setup: install
 	mkdir -p data
