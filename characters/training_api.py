@@ -134,7 +134,8 @@ WEBHOOK_REQUEST = {
 
 
 @webhook_router.post(
-    "/webhook", auth=None, response={200: Detail, 400: Detail}, openapi_extra=WEBHOOK_REQUEST
+    "/webhook", auth=None, response={200: Detail, 400: Detail, 413: Detail},
+    openapi_extra=WEBHOOK_REQUEST,
 )
 def fal_webhook(request):
     """fal's "request finished" call. Only a valid signature counts, and even then it only
@@ -144,9 +145,9 @@ def fal_webhook(request):
         body = request.body
     except RawPostDataException:  # a form post, already parsed: fal only sends JSON
         return Status(400, {"detail": _("알 수 없는 형식입니다.")})
-    keys = webhooks.jwks_keys()
-    if not webhooks.verify_signature(
-        request.headers, body, keys, leeway=settings.FAL_WEBHOOK_LEEWAY_SECONDS
+    # Headers first: a request that cannot be signed never makes us fetch fal's keys.
+    if not webhooks.has_signature_headers(request.headers) or not webhooks.verify_signature(
+        request.headers, body, webhooks.jwks_keys(), leeway=settings.FAL_WEBHOOK_LEEWAY_SECONDS
     ):
         logger.warning("fal webhook with a bad or missing signature ignored")
         return Status(400, {"detail": _("서명이 올바르지 않습니다.")})

@@ -3,6 +3,7 @@
 import logging
 from functools import wraps
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpResponseNotAllowed
 from django.urls import URLPattern
 from django.utils.translation import gettext as _
@@ -13,7 +14,7 @@ from ninja.parser import Parser
 from webtoon.auth import api_auth
 from webtoon.exceptions import DomainError, InvalidInput, TooManyRequests
 from webtoon.imaging import BackendError
-from webtoon.middleware import has_nul, nul_message
+from webtoon.middleware import bad_request_message, has_nul, nul_message, too_big_message
 
 logger = logging.getLogger(__name__)
 
@@ -107,13 +108,67 @@ def _detail(request, message: str, status: int):
     return api.create_response(request, {"detail": message}, status=status)
 
 
+# pydantic's error types in Korean, like every other message of this API (issue 15).
+# Placeholders come from the error's ctx.
+VALIDATION_MESSAGES = {
+    "missing": "필수 항목입니다",
+    "string_too_long": "최대 %(max_length)s자까지 입력할 수 있습니다",
+    "string_too_short": "최소 %(min_length)s자 이상 입력해주세요",
+    "too_long": "최대 %(max_length)s개까지 보낼 수 있습니다",
+    "too_short": "최소 %(min_length)s개가 필요합니다",
+    "greater_than_equal": "%(ge)s 이상이어야 합니다",
+    "less_than_equal": "%(le)s 이하여야 합니다",
+    "greater_than": "%(gt)s보다 커야 합니다",
+    "less_than": "%(lt)s보다 작아야 합니다",
+    "int_parsing": "정수여야 합니다",
+    "int_type": "정수여야 합니다",
+    "int_from_float": "정수여야 합니다",
+    "float_parsing": "숫자여야 합니다",
+    "float_type": "숫자여야 합니다",
+    "decimal_parsing": "숫자여야 합니다",
+    "bool_parsing": "true 또는 false여야 합니다",
+    "bool_type": "true 또는 false여야 합니다",
+    "string_type": "문자열이어야 합니다",
+    "uuid_parsing": "올바른 ID 형식이 아닙니다",
+    "uuid_type": "올바른 ID 형식이 아닙니다",
+    "list_type": "목록이어야 합니다",
+    "dict_type": "객체여야 합니다",
+    "model_type": "객체여야 합니다",
+    "model_attributes_type": "객체여야 합니다",
+    "literal_error": "허용되는 값이 아닙니다 (%(expected)s)",
+    "enum": "허용되는 값이 아닙니다 (%(expected)s)",
+    "extra_forbidden": "알 수 없는 항목입니다",
+    "string_pattern_mismatch": "형식이 올바르지 않습니다",
+    "url_parsing": "올바른 URL이 아닙니다",
+    "url_scheme": "올바른 URL이 아닙니다",
+    "datetime_parsing": "날짜·시간 형식이 올바르지 않습니다",
+    "date_parsing": "날짜 형식이 올바르지 않습니다",
+}
+
+
+def _korean_error(err: dict) -> str:
+    kind = err.get("type", "")
+    if kind in ("value_error", "assertion_error"):
+        # Our own validators raise Korean messages; pydantic prefixes them in English.
+        msg = str(err.get("msg", ""))
+        return msg.split(", ", 1)[1] if msg.startswith(("Value error, ", "Assertion")) else msg
+    template = VALIDATION_MESSAGES.get(kind)
+    if template is None:
+        return _("값이 올바르지 않습니다")
+    try:
+        return _(template) % (err.get("ctx") or {})
+    except (KeyError, TypeError, ValueError):  # a ctx without the placeholder's value
+        return _("값이 올바르지 않습니다")
+
+
 def _validation_message(errors: list[dict]) -> str:
     parts = []
-    containers = ("body", "payload", "query", "form", "file")
+    containers = ("body", "payload", "query", "form", "file", "path")
     for err in errors:
         loc = [str(p) for p in err.get("loc", []) if p not in containers]
         where = ".".join(loc)
-        parts.append(f"{where}: {err.get('msg', '')}" if where else str(err.get("msg", "")))
+        message = _korean_error(err)
+        parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts) or _("입력이 올바르지 않습니다.")
 
 
@@ -136,6 +191,8 @@ def on_http_error(request, exc: HttpError):
             return _detail(request, _("요청 본문은 JSON 객체여야 합니다."), 422)
         if isinstance(exc.__cause__, InvalidInput):
             return _detail(request, str(exc.__cause__), 422)
+        if isinstance(exc.__cause__, SuspiciousOperation):
+            return on_suspicious(request, exc.__cause__)
         return _detail(request, _("요청 본문을 읽을 수 없습니다. 올바른 JSON을 보내주세요."), 422)
     return _detail(request, str(exc), exc.status_code)
 
@@ -156,6 +213,16 @@ def on_backend_error(request, exc: BackendError):
     return _detail(
         request, _("이미지 서비스에 일시적인 문제가 있습니다. 잠시 후 다시 시도해주세요."), 503
     )
+
+
+@api.exception_handler(SuspiciousOperation)
+def on_suspicious(request, exc: SuspiciousOperation):
+    # A body over DATA_UPLOAD_MAX_MEMORY_SIZE (413), too many fields, a bad header (400):
+    # Django refused to read the request, so nothing was done.
+    if isinstance(exc, RequestDataTooBig):
+        return _detail(request, too_big_message(), 413)
+    logger.warning("suspicious API request refused: %s", type(exc).__name__)
+    return _detail(request, bad_request_message(), 400)
 
 
 @api.exception_handler(Http404)

@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.models import CHANGE, DELETION, LogEntry
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.files.storage import default_storage
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
@@ -50,6 +50,21 @@ def jpeg_response(data: bytes) -> HttpResponse:
     return response
 
 
+MAX_ID = 2**63 - 1  # BigAutoField: a larger number is no id (and PostgreSQL would raise)
+
+
+def int_param(request, name: str, default: int | None = None) -> int | None:
+    """A whole-number query parameter, or `default` when absent; 400 when it is not one
+    (letters, or thousands of digits: int() refuses more than 4,300 and the database
+    refuses anything over 64 bits)."""
+    raw = request.GET.get(name, "")
+    if raw == "":
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_ID):
+        raise BadRequest(f"bad {name}")
+    return int(raw)
+
+
 def thumb_size(width: int) -> int:
     return next((s for s in THUMB_SIZES if s >= 2 * width), THUMB_SIZES[-1])
 
@@ -57,7 +72,7 @@ def thumb_size(width: int) -> int:
 def thumbnail(request, name: str) -> HttpResponse:
     """A stored image, small (?w=128|256|512; staff only: the jobs admin wraps it in
     admin_view)."""
-    size = int(w) if (w := request.GET.get("w", "")).isdigit() else THUMB_SIZES[0]
+    size = int_param(request, "w", THUMB_SIZES[0])
     if size not in THUMB_SIZES:
         raise Http404
     if not can_access(request.user, name) or not default_storage.exists(name):
@@ -186,7 +201,7 @@ def spend_view(model_admin, request) -> TemplateResponse:
         period = "7d"
     since = timezone.now() - PERIODS[period]
     owner = None
-    if (owner_id := request.GET.get("user", "")).isdigit():
+    if (owner_id := int_param(request, "user")) is not None:
         owner = get_user_model().objects.filter(pk=owner_id).first()
     users = reporting.spend_per_user(since)
     tokens = {}

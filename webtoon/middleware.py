@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.translation import gettext as _
 
 
@@ -22,23 +23,50 @@ def nul_message() -> str:
     return _("입력에 허용되지 않는 문자(NUL)가 있습니다.")
 
 
+def too_big_message() -> str:
+    return _("요청이 너무 큽니다.")
+
+
+def bad_request_message() -> str:
+    return _("요청을 처리할 수 없습니다. 필드나 매개변수가 너무 많거나 형식이 잘못되었습니다.")
+
+
+def refusal(request, message: str, status: int) -> HttpResponse:
+    """A 4xx the way the caller reads it: JSON {"detail"} on the API, plain text on pages."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": message}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class RejectNulMiddleware:
     """Query strings and form fields with a NUL character get a clear 4xx instead of a
-    database error (a 500 on PostgreSQL). JSON bodies are checked by the API's parser."""
+    database error (a 500 on PostgreSQL). JSON bodies are checked by the API's parser.
+
+    Input Django refuses to parse (more than DATA_UPLOAD_MAX_NUMBER_FIELDS parameters, a form
+    over DATA_UPLOAD_MAX_MEMORY_SIZE: the SuspiciousOperation family) is answered here too,
+    as JSON on the API: left alone, a query string became Django's HTML 400, and a form read
+    as empty, so the view answered something misleading ("consent required")."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        fields = [request.GET]
-        if request.method == "POST" and request.content_type in FORM_TYPES:
-            try:
-                fields.append(request.POST)  # what CSRF and the views read anyway
-            except Exception:  # noqa: BLE001 - a broken form: the view answers it as before
-                pass
+        try:
+            fields = [request.GET]
+            if request.method == "POST" and request.content_type in FORM_TYPES:
+                try:
+                    fields.append(request.POST)  # what CSRF and the views read anyway
+                except SuspiciousOperation:
+                    raise
+                except Exception:  # noqa: BLE001 - a broken form: the view answers it as before
+                    pass
+        except RequestDataTooBig:
+            return refusal(request, too_big_message(), 413)
+        except SuspiciousOperation:
+            return refusal(request, bad_request_message(), 400)
         if any(has_nul(key) or has_nul(data.getlist(key)) for data in fields for key in data):
             if request.path.startswith("/api/"):
                 return JsonResponse({"detail": nul_message()}, status=422)

@@ -34,10 +34,32 @@ JWKS_CACHE_KEY = "fal:webhook:jwks:v1"
 # FAL.md: cache the keys for 24 hours or less.
 JWKS_CACHE_SECONDS = 24 * 60 * 60
 JWKS_TIMEOUT_SECONDS = 10.0
+# A failed fetch is remembered this long: unsigned POSTs must not each make an outbound call.
+JWKS_FAILED_CACHE_KEY = "fal:webhook:jwks:failed:v1"
+JWKS_FAILED_CACHE_SECONDS = 60
+# Epoch seconds have 10 digits until 2286; int() of thousands of digits is slow or raises.
+MAX_TIMESTAMP_DIGITS = 12
 DEFAULT_LEEWAY_SECONDS = 300
 ED25519_PUBLIC_KEY_BYTES = 32
 
 WebhookStatus = Literal["OK", "ERROR"]
+
+
+SIGNATURE_HEADERS = tuple(
+    HEADER_PREFIX + part for part in ("request-id", "user-id", "timestamp", "signature")
+)
+
+
+def has_signature_headers(headers: Mapping[str, str]) -> bool:
+    """All four signature headers present and well-formed: checked before fetching keys, so
+    that a request that cannot be genuine costs no outbound call."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    request_id, user_id, timestamp, signature_hex = (lowered.get(h, "") for h in SIGNATURE_HEADERS)
+    if not (request_id and user_id and signature_hex):
+        return False
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS):
+        return False
+    return len(signature_hex) == 128 and all(c in "0123456789abcdefABCDEF" for c in signature_hex)
 
 
 @dataclass(frozen=True)
@@ -69,8 +91,10 @@ def verify_signature(
     )
     if not (request_id and user_id and timestamp and signature_hex):
         return False
-    # Digits only: int() would also take " 12", "+12" and "1_2".
-    if not (timestamp.isascii() and timestamp.isdigit()):
+    # Digits only: int() would also take " 12", "+12" and "1_2"; and not thousands of them.
+    if not (
+        timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS
+    ):
         return False
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > leeway:
@@ -97,6 +121,18 @@ def jwks_keys() -> list[dict]:
     cached = cache.get(JWKS_CACHE_KEY)
     if cached is not None:
         return cached
+    if cache.get(JWKS_FAILED_CACHE_KEY):
+        return []
+    keys = _fetch_jwks()
+    if keys:
+        cache.set(JWKS_CACHE_KEY, keys, JWKS_CACHE_SECONDS)
+    else:
+        # An empty set is not kept for a day (it would refuse every webhook), only briefly.
+        cache.set(JWKS_FAILED_CACHE_KEY, True, JWKS_FAILED_CACHE_SECONDS)
+    return keys
+
+
+def _fetch_jwks() -> list[dict]:
     url = settings.FAL_WEBHOOK_JWKS_URL
     if urlsplit(url).scheme != "https":
         logger.error("FAL_WEBHOOK_JWKS_URL must be https: %r", url)
@@ -111,10 +147,7 @@ def jwks_keys() -> list[dict]:
         return []
     keys = _ed25519_keys(document)
     if not keys:
-        # Not cached: an empty set would refuse every webhook for a day.
         logger.warning("fal webhook keys: %s has no Ed25519 key", url)
-        return []
-    cache.set(JWKS_CACHE_KEY, keys, JWKS_CACHE_SECONDS)
     return keys
 
 
