@@ -724,6 +724,8 @@ def status_of(character: Character, job: Job, call: RemoteCall | None) -> dict:
         "status": status,
         "queued": job.state == JobState.WAITING,
         "progress_percent": percent,
+        # Training, yet the logs carried no step: the figure comes from elapsed time.
+        "progress_is_estimate": status == "training" and not (call and call.current_step),
         "estimated_remaining_seconds": remaining,
         "current_step": current,
         "total_steps": total,

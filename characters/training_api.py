@@ -61,6 +61,7 @@ class TrainingStatusOut(Schema):
     status: str
     queued: bool
     progress_percent: int
+    progress_is_estimate: bool
     estimated_remaining_seconds: int
     current_step: int
     total_steps: int

@@ -107,6 +107,16 @@ class FakeRequest:
     error: str | None = None
 
 
+# What a trainer's progress line looks like (fal documents none; these are seen in the wild).
+TRAINING_LOG_SHAPES = {
+    "steps": "Training: step {step}/{total} loss=0.08",
+    "tqdm": "{pct:3.0f}%|{bar:<10}| {step}/{total} [05:12<06:21,  2.16it/s]",
+    "step_of": "Step {step} of {total}",
+    "count": "steps: {step}",
+    "percent": "Training progress: {pct:.1f} %",
+}
+
+
 def _is_training(fake: FakeRequest) -> bool:
     return "trainer" in fake.endpoint or "training" in fake.endpoint
 
@@ -136,7 +146,8 @@ class FalFake:
         self.run_seconds = run_seconds
         self.queue_polls = queue_polls
         self.running_polls = running_polls
-        self.training_logs = training_logs  # "steps" | "plain" | "none"
+        # a key of TRAINING_LOG_SHAPES | "plain" (no figure) | "none" (no logs)
+        self.training_logs = training_logs
         self.concurrency = concurrency
         self.requests: dict[str, FakeRequest] = {}
         self.submissions: list[FakeRequest] = []
@@ -400,15 +411,11 @@ class FalFake:
             {"message": "Preprocessing images", "level": "INFO", "source": "user", "timestamp": ts}
         ]
         step = int(total * fraction)
-        if self.training_logs == "steps" and step:
-            logs.append(
-                {
-                    "message": f"Training: step {step}/{total} loss=0.08",
-                    "level": "INFO",
-                    "source": "user",
-                    "timestamp": ts,
-                }
+        if self.training_logs in TRAINING_LOG_SHAPES and step:
+            line = TRAINING_LOG_SHAPES[self.training_logs].format(
+                step=step, total=total, pct=100 * step / total, bar="#" * (10 * step // total)
             )
+            logs.append({"message": line, "level": "INFO", "source": "user", "timestamp": ts})
         elif self.training_logs == "plain":
             logs.append(
                 {
