@@ -18,7 +18,8 @@ JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
 
 
 @pytest.fixture(autouse=True)
-def no_cached_keys():
+def no_cached_keys(settings):
+    settings.FAL_WEBHOOK_JWKS_URLS = [JWKS_URL]  # one URL: these tests count its fetches
     cache.delete(webhooks.JWKS_CACHE_KEY)
     cache.delete(webhooks.JWKS_FAILED_CACHE_KEY)
 

@@ -3,7 +3,11 @@
 import base64
 import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +19,9 @@ from django.core.cache import cache
 from webtoon.imaging import webhooks
 from webtoon.imaging.webhooks import WebhookEvent, jwks_keys, parse_webhook, verify_signature
 
-JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"
+ROOT = Path(__file__).resolve().parent.parent
+JWKS_URL = "https://rest.fal.ai/.well-known/jwks.json"  # tried first
+ALPHA_JWKS_URL = "https://rest.alpha.fal.ai/.well-known/jwks.json"  # then this one
 BODY = json.dumps(
     {
         "request_id": "req-123",
@@ -178,31 +184,96 @@ def test_jwks_keys_fetched_once_then_cached(fal_key):
 )
 def test_jwks_keys_fetch_failure_gives_no_keys(response):
     with respx.mock(assert_all_called=True) as mock:
-        route = mock.get(JWKS_URL).mock(return_value=response)
+        routes = [mock.get(url).mock(return_value=response) for url in (JWKS_URL, ALPHA_JWKS_URL)]
 
         assert jwks_keys() == []
         # A failure is remembered briefly (not for a day): the next webhook does not fetch.
         assert jwks_keys() == []
 
-    assert route.call_count == 1
+    assert [route.call_count for route in routes] == [1, 1]
 
 
 def test_jwks_keys_network_error_gives_no_keys():
     with respx.mock(assert_all_called=True) as mock:
-        mock.get(JWKS_URL).mock(side_effect=httpx.ConnectTimeout("slow"))
+        for url in (JWKS_URL, ALPHA_JWKS_URL):
+            mock.get(url).mock(side_effect=httpx.ConnectTimeout("slow"))
 
         assert jwks_keys() == []
 
 
 def test_jwks_keys_plain_http_url_is_never_fetched(settings):
-    settings.FAL_WEBHOOK_JWKS_URL = "http://rest.alpha.fal.ai/.well-known/jwks.json"
+    settings.FAL_WEBHOOK_JWKS_URLS = ["http://rest.alpha.fal.ai/.well-known/jwks.json"]
 
     with respx.mock(assert_all_called=False) as mock:
-        route = mock.get(settings.FAL_WEBHOOK_JWKS_URL).respond(200, json={"keys": []})
+        route = mock.get(settings.FAL_WEBHOOK_JWKS_URLS[0]).respond(200, json={"keys": []})
 
         assert jwks_keys() == []
 
     assert not route.called
+
+
+def post_signed_webhook(client, key: Ed25519PrivateKey):
+    headers = signed_headers(key, BODY, timestamp=int(time.time()))
+    return client.post("/api/fal/webhook", BODY, content_type="application/json", headers=headers)
+
+
+@pytest.mark.django_db
+def test_webhook_signed_with_the_key_served_by_rest_fal_ai_is_accepted(client, fal_key):
+    with respx.mock(assert_all_called=False) as mock:
+        first = mock.get(JWKS_URL).respond(200, json={"keys": [jwk(fal_key)]})
+        second = mock.get(ALPHA_JWKS_URL).respond(200, json={"keys": []})
+        assert post_signed_webhook(client, fal_key).status_code == 200
+        assert post_signed_webhook(client, Ed25519PrivateKey.generate()).status_code == 400
+    assert first.call_count == 1 and not second.called  # the first URL answered: cached
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "first_answer",
+    [
+        httpx.Response(404, json={"detail": "Not Found"}),
+        httpx.Response(301, headers={"Location": "https://evil.example/jwks.json"}),
+        httpx.ConnectError("refused"),
+        httpx.Response(200, json={"keys": [{"kty": "RSA", "n": "abc", "e": "AQAB"}]}),
+    ],
+)
+def test_webhook_signed_with_the_key_served_by_the_alpha_url_is_accepted(
+    client, fal_key, first_answer
+):
+    with respx.mock(assert_all_called=True) as mock:
+        if isinstance(first_answer, Exception):
+            first = mock.get(JWKS_URL).mock(side_effect=first_answer)
+        else:
+            first = mock.get(JWKS_URL).mock(return_value=first_answer)
+        second = mock.get(ALPHA_JWKS_URL).respond(200, json={"keys": [jwk(fal_key)]})
+        assert post_signed_webhook(client, fal_key).status_code == 200
+        assert post_signed_webhook(client, fal_key).status_code == 200
+    assert (first.call_count, second.call_count) == (1, 1)  # then cached; no redirect followed
+
+
+@pytest.mark.parametrize(
+    "environment, urls",
+    [
+        ({}, [JWKS_URL, ALPHA_JWKS_URL]),
+        (
+            {"FAL_WEBHOOK_JWKS_URL": "https://keys.example/jwks.json"},
+            ["https://keys.example/jwks.json"],
+        ),
+        (
+            {"FAL_WEBHOOK_JWKS_URLS": "https://a.example/j.json,https://b.example/j.json"},
+            ["https://a.example/j.json", "https://b.example/j.json"],
+        ),
+    ],
+)
+def test_jwks_urls_setting_and_the_older_single_url_variable(environment, urls):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAL_WEBHOOK_JWKS")}
+    env.update(environment, DJANGO_SETTINGS_MODULE="webtoon.settings")
+    probe = "from django.conf import settings; print(json.dumps(settings.FAL_WEBHOOK_JWKS_URLS))"
+    out = subprocess.run(
+        [sys.executable, "-c", f"import json; {probe}"],
+        env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    assert json.loads(out.stdout) == urls
 
 
 # --- parse_webhook ------------------------------------------------------------------------------

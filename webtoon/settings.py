@@ -204,10 +204,18 @@ WEBTOON_OFFLINE_DIR = DATA_DIR / "offline"
 # Public base URL of this site, for fal webhooks (empty: poll only).
 WEBTOON_PUBLIC_URL = env("WEBTOON_PUBLIC_URL", default="")
 # fal signs webhooks with Ed25519; its public keys (JWKS) are cached 24 h. A signature whose
-# timestamp is further than the leeway from now is refused (replays).
-FAL_WEBHOOK_JWKS_URL = env(
-    "FAL_WEBHOOK_JWKS_URL", default="https://rest.alpha.fal.ai/.well-known/jwks.json"
+# timestamp is further than the leeway from now is refused (replays). The keys are fetched
+# from the first URL that serves them (FAL.md §5: rest.fal.ai now, rest.alpha.fal.ai before);
+# the older single-URL FAL_WEBHOOK_JWKS_URL, when set, pins that one URL.
+FAL_WEBHOOK_JWKS_URLS = env.list(
+    "FAL_WEBHOOK_JWKS_URLS",
+    default=[
+        "https://rest.fal.ai/.well-known/jwks.json",
+        "https://rest.alpha.fal.ai/.well-known/jwks.json",
+    ],
 )
+if env("FAL_WEBHOOK_JWKS_URL", default="") and not env("FAL_WEBHOOK_JWKS_URLS", default=""):
+    FAL_WEBHOOK_JWKS_URLS = [env("FAL_WEBHOOK_JWKS_URL")]
 FAL_WEBHOOK_LEEWAY_SECONDS = env.int("FAL_WEBHOOK_LEEWAY_SECONDS", default=300)
 
 FAL_ENDPOINTS = {

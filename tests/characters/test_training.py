@@ -673,7 +673,7 @@ def fal_key(fal, settings):
     """fal's signing key, published at the JWKS URL (served by the fake's router)."""
     key = Ed25519PrivateKey.generate()
     cache.delete(webhooks.JWKS_CACHE_KEY)
-    fal.router.get(settings.FAL_WEBHOOK_JWKS_URL).respond(200, json={"keys": [jwk(key)]})
+    fal.router.get(settings.FAL_WEBHOOK_JWKS_URLS[0]).respond(200, json={"keys": [jwk(key)]})
     yield key
     cache.delete(webhooks.JWKS_CACHE_KEY)
 

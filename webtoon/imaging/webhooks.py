@@ -133,21 +133,32 @@ def jwks_keys() -> list[dict]:
 
 
 def _fetch_jwks() -> list[dict]:
-    url = settings.FAL_WEBHOOK_JWKS_URL
+    """The keys of the first FAL_WEBHOOK_JWKS_URLS entry that serves any, in order."""
+    for url in settings.FAL_WEBHOOK_JWKS_URLS:
+        try:
+            return fetch_jwks(url)
+        except JwksUnavailable as exc:
+            logger.warning("fal webhook keys: %s", exc)
+    return []
+
+
+class JwksUnavailable(Exception):
+    """A JWKS URL gave no usable key; the message says why."""
+
+
+def fetch_jwks(url: str) -> list[dict]:
+    """The Ed25519 keys published at `url` (https only). Raises JwksUnavailable."""
     if urlsplit(url).scheme != "https":
-        logger.error("FAL_WEBHOOK_JWKS_URL must be https: %r", url)
-        return []
+        raise JwksUnavailable(f"{url!r} is not https")
     try:
         # No redirects: the keys must come from the configured host, nowhere else.
         response = httpx.get(url, timeout=JWKS_TIMEOUT_SECONDS, follow_redirects=False)
         response.raise_for_status()
         document = response.json()
     except (httpx.HTTPError, ValueError) as exc:
-        logger.warning("fal webhook keys: fetching %s failed: %s", url, exc)
-        return []
-    keys = _ed25519_keys(document)
-    if not keys:
-        logger.warning("fal webhook keys: %s has no Ed25519 key", url)
+        raise JwksUnavailable(f"fetching {url} failed: {exc}") from exc
+    if not (keys := _ed25519_keys(document)):
+        raise JwksUnavailable(f"{url} has no Ed25519 key")
     return keys
 
 
