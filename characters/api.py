@@ -7,7 +7,7 @@ from .schemas import PhotoOut, PhotoUploadIn
 
 router = Router(tags=["character"])
 
-UPLOAD_ERRORS = {**errors(401, 403, 422), **IMAGE_UPLOAD_ERRORS}
+UPLOAD_ERRORS = {**errors(401, 403, 422, 429), **IMAGE_UPLOAD_ERRORS}
 
 
 @router.post(

@@ -53,7 +53,7 @@ def download_backup(request, character_id: UUID):
 
 @router.post(
     "/restore-from-backup",
-    response={201: RestoreOut, **errors(401, 403, 409, 422, 503)},
+    response={201: RestoreOut, **errors(401, 403, 409, 422, 429, 503)},
     summary="Restore a character from its backup ZIP (multipart field `backup`)",
 )
 def restore_from_backup(request, backup: File[UploadedFile]):

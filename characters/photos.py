@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from webtoon.accounts.throttle import check_action
 from webtoon.exceptions import DomainError
 from webtoon.imaging.pixels import to_srgb
 from webtoon.media import user_file_name
@@ -57,6 +58,7 @@ def upload_photo(*, owner, upload: File | None, consent: bool) -> Photo:
         raise PhotoRejected(_("사진 사용 권리에 동의해주세요"))
     if upload is None:
         raise PhotoRejected(_("사진 파일을 선택해주세요."))
+    check_action(owner, "upload")  # decoding pictures costs CPU: RATE_LIMIT_UPLOADS
     check_file_size(upload.size)
     image, source_format = decode_photo(upload)
     face_box = detect_face(image)

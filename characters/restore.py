@@ -40,6 +40,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from PIL import Image
 
+from webtoon.accounts.throttle import check_action
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.imaging import BackendError, get_backend
 from webtoon.media import user_file_name
@@ -138,6 +139,7 @@ def _bad(message: str) -> InvalidInput:
 def restore_from_backup(*, owner, upload: BinaryIO) -> Character:
     """Validate the backup ZIP `upload`, then register it as a new active character of
     `owner`. Raises InvalidInput (nothing created) for anything wrong with the file."""
+    check_action(owner, "restore")  # unpacking up to a GB: RATE_LIMIT_RESTORE
     with tempfile.TemporaryDirectory(prefix="webtoon-restore-") as tmp:
         backup = validate_backup(upload, Path(tmp))
         character = _register(owner, backup)

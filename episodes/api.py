@@ -239,7 +239,7 @@ def panel_generate(request, episode_id: UUID, payload: PanelGenerateIn):
 
 @router.post(
     "/{uuid:episode_id}/panels/upload",
-    response={201: PanelOut, **ERRORS, **IMAGE_UPLOAD_ERRORS},
+    response={201: PanelOut, **ERRORS, **IMAGE_UPLOAD_ERRORS, **errors(429)},
 )
 def panel_upload(request, episode_id: UUID, image: File[UploadedFile | None] = None):
     panel = services.upload_panel(owner=request.auth, episode_id=episode_id, upload=image)
@@ -308,7 +308,7 @@ def bubble_delete(request, bubble_id: UUID):
 
 
 # --- exports -------------------------------------------------------------------------------------
-@router.post("/{uuid:episode_id}/export", response={202: ExportOut, **ERRORS})
+@router.post("/{uuid:episode_id}/export", response={202: ExportOut, **ERRORS, **errors(429)})
 def export_create(request, episode_id: UUID, payload: ExportIn):
     export = services.request_export(owner=request.auth, episode_id=episode_id,
                                      fmt=payload.format)

@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 
 from characters.photos import check_file_size, decode_photo
 from scenes import services as scenes
+from webtoon.accounts.throttle import check_action
 from webtoon.exceptions import Conflict, DomainError, InvalidInput, NotFound
 from webtoon.imaging.sizes import IMAGE_SIZE_PRESETS
 from webtoon.media import user_file_name
@@ -242,6 +243,7 @@ def upload_panel(*, owner, episode_id, upload) -> Panel:
     episode = episode_for(owner, episode_id)
     if upload is None:
         raise InvalidInput(_("이미지 파일을 선택해주세요."))
+    check_action(owner, "upload")  # RATE_LIMIT_UPLOADS
     check_file_size(getattr(upload, "size", None))
     image, _format = decode_photo(upload)
     buf = io.BytesIO()
@@ -485,6 +487,7 @@ def render_panel(panel: Panel, number: int, width: int = rendering.STRIP_WIDTH):
 def panel_preview(*, owner, panel_id) -> bytes:
     """The panel as it will be exported (PNG, 800 px wide), for the editor."""
     panel = panel_for(owner, panel_id)
+    check_action(owner, "preview")  # a full render per request: RATE_LIMIT_PREVIEWS
     number = list(_ordered_pks(panel.episode)).index(panel.pk) + 1
     try:
         image, _warnings = render_panel(panel, number)
@@ -501,6 +504,7 @@ def max_slice_height() -> int:
 def request_export(*, owner, episode_id, fmt: str = Export.Format.PNG) -> Export:
     """Queue an export of the whole episode; refused at once when a panel has no picture."""
     episode = episode_for(owner, episode_id)
+    check_action(owner, "export")  # RATE_LIMIT_EXPORTS
     if fmt not in Export.Format.values:
         raise InvalidInput(_("형식은 png 또는 jpeg입니다."))
     panels = list(panels_of(episode))

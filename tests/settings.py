@@ -40,3 +40,8 @@ LOCAL_BACKUP_PATH = _TMP / "characters"
 # The suite starts many costly jobs for one user; tests/test_limits.py turns the limits on.
 RATE_LIMIT_COSTLY = ""
 DAILY_SPEND_CAP_USD = 0
+# Likewise the site-wide cap and the free-action throttles (tests/test_abuse.py turns them on).
+DAILY_SITE_SPEND_CAP_USD = 0
+RATE_LIMIT_RESTORE = RATE_LIMIT_UPLOADS = RATE_LIMIT_EXPORTS = RATE_LIMIT_PREVIEWS = ""
+SIGNUP_RATE_LIMIT = ""
+SIGNUP_REQUIRE_EMAIL_VERIFICATION = False

@@ -307,10 +307,14 @@ def test_media_anonymous_never_gets_file(client, alice_file):
 
 
 def test_media_staff_gets_file(client, alice_file):
+    """Staff with the support permission (issue 18: is_staff alone is not enough)."""
+    from django.contrib.auth.models import Permission
+
     name, data = alice_file
     staff = get_user_model().objects.create_user("support", password="pw-support-123")
     staff.is_staff = True
     staff.save()
+    staff.user_permissions.add(Permission.objects.get(codename="view_user_media"))
     client.force_login(staff)
 
     response = client.get(f"/media/{name}")

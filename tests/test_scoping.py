@@ -491,6 +491,7 @@ NO_OBJECT_PAGES = {
     "password_reset_done": "static",
     "password_reset_confirm": "uidb64/token is Django's signed reset link, not an object id",
     "password_reset_complete": "static",
+    "verify_email": "a signed token naming its own user and address: test_abuse.py",
     "media": "every stored file: test_media_is_served_to_its_owner_only",
     "episodes:create": "creates an episode of the caller's; no id",
     "notifications:mark_all_read": "the caller's own: test_mark_all_read_leaves_others_alone",
@@ -984,9 +985,22 @@ def test_support_group_cannot_purge(alice_world):
     assert default_storage.exists(character.lora_file.name)
 
 
-def test_staff_may_read_anyones_file_for_the_back_office(alice_world):
-    """The other side of the rule: staff see every file (thumbnails, the full file)."""
+def test_staff_without_the_support_permission_cannot_read_users_files(alice_world):
+    """is_staff opens the admin, not other people's photos (issue 18)."""
     staff = get_user_model().objects.create_user("sam", "sam@example.com", "pw", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    name = alice_world.photo.image.name
+
+    assert client.get(f"/media/{name}").status_code == 404
+    assert client.get(f"/admin/jobs/job/thumb/{name}").status_code in (403, 404)
+
+
+def test_support_staff_may_read_anyones_file_for_the_back_office(alice_world):
+    """The other side of the rule: support staff see every file (thumbnails, the full file)."""
+    ensure_support_group()
+    staff = get_user_model().objects.create_user("sam", "sam@example.com", "pw", is_staff=True)
+    staff.groups.add(Group.objects.get(name=SUPPORT_GROUP))
     support = Client()
     support.force_login(staff)
     name = alice_world.photo.image.name

@@ -72,3 +72,25 @@ class RejectNulMiddleware:
                 return JsonResponse({"detail": nul_message()}, status=422)
             return HttpResponseBadRequest(nul_message(), content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class TooManyRequestsMiddleware:
+    """A per-user limit refused something on a page whose view does not show the message
+    itself (e.g. the editor's panel preview image): a 429 with the Korean message and
+    Retry-After, instead of a server error."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from webtoon.exceptions import TooManyRequests
+
+        if not isinstance(exception, TooManyRequests):
+            return None
+        response = refusal(request, str(exception), 429)
+        if exception.retry_after:
+            response["Retry-After"] = str(exception.retry_after)
+        return response

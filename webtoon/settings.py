@@ -4,6 +4,7 @@ Every variable is documented in README.md with its default. The embedded default
 nothing but Python: SQLite in ./data, django-q2's ORM broker, local media, offline backend.
 """
 
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -25,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
+    # Failed logins counted in the database per account and per address (issue 18).
+    "axes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
@@ -57,6 +60,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "webtoon.middleware.TooManyRequestsMiddleware",
+    # Last: turns a locked-out login (axes' backend) into our Korean page with the wait.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "webtoon.urls"
@@ -105,6 +111,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a login while the account or the client address is locked
+# out, before the password is even checked (the right password does not get through).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# LOGIN_FAILURE_LIMIT failed logins within LOGIN_LOCKOUT_MINUTES, for one account (any
+# address) or from one address (any account), lock that account or address out for that long
+# (a failure during the lockout starts it again); the same on /admin/login/.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_CALLABLE = "webtoon.accounts.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "webtoon.accounts.throttle.client_ip"
+AXES_VERBOSE = False
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are not recorded (only failures count)
+# Trusted proxies in front of the web processes that append to X-Forwarded-For (0: the
+# socket's address is the client's). Used by the login and sign-up throttles.
+WEBTOON_PROXY_COUNT = env.int("WEBTOON_PROXY_COUNT", default=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -192,6 +217,14 @@ CACHES = {
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="webtoon@localhost")
+# Staff who get operational alerts (the site-wide spend cap): comma-separated addresses.
+ADMINS = [(a, a) for a in env.list("ADMINS", default=[])]
+SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+# Sign-ups must confirm their e-mail address before any paid action. On by default as soon as
+# mail really goes out (any backend but the console's).
+SIGNUP_REQUIRE_EMAIL_VERIFICATION = env.bool(
+    "SIGNUP_REQUIRE_EMAIL_VERIFICATION", default="console" not in EMAIL_BACKEND
+)
 
 # --- Image backend (fal.ai or offline) ------------------------------------------------------
 FAL_KEY = env("FAL_KEY", default="")
@@ -265,6 +298,16 @@ KRW_PER_USD = env.float("KRW_PER_USD", default=1400)
 # Either refusal is a 429 with a Korean {"detail"} on the API and a message on the page.
 RATE_LIMIT_COSTLY = env("RATE_LIMIT_COSTLY", default="30/10m")
 DAILY_SPEND_CAP_USD = env.float("DAILY_SPEND_CAP_USD", default=25.0)
+# Every user together, per local day (0 = off): over it, paid actions are a 429 for everyone
+# and staff are alerted (admin banner, one e-mail to ADMINS per day).
+DAILY_SITE_SPEND_CAP_USD = env.float("DAILY_SITE_SPEND_CAP_USD", default=200.0)
+# Free but heavy actions, per user and per kind, counted in the database (webtoon/accounts/
+# throttle.py); sign-ups per client address. Same "N/<k><s|m|h|d>" form; empty = off.
+RATE_LIMIT_RESTORE = env("RATE_LIMIT_RESTORE", default="10/1h")
+RATE_LIMIT_UPLOADS = env("RATE_LIMIT_UPLOADS", default="60/10m")
+RATE_LIMIT_EXPORTS = env("RATE_LIMIT_EXPORTS", default="20/10m")
+RATE_LIMIT_PREVIEWS = env("RATE_LIMIT_PREVIEWS", default="300/10m")
+SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="5/1h")
 
 # Job engine: how often a runner polls fal, how long one task may run before it hands the
 # job back to the queue, and the lease after which a silent job counts as abandoned.

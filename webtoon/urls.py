@@ -7,12 +7,15 @@ from webtoon.jobs import views as job_views
 from . import views
 from .api import api
 
+handler400 = "webtoon.errors.bad_request"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("accounts/signup/", account_views.signup, name="signup"),
     path("accounts/profile/", account_views.profile, name="profile"),
     path("accounts/tokens/<int:pk>/revoke/", account_views.token_revoke, name="token_revoke"),
+    path("accounts/verify/<str:token>/", account_views.verify_email, name="verify_email"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", api.urls),
     re_path(r"^api/(?P<rest>.*)$", views.api_not_found),

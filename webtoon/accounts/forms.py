@@ -9,6 +9,13 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         fields = ("username", "email")
 
+    def __init__(self, *args, require_email: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if require_email:
+            # SIGNUP_REQUIRE_EMAIL_VERIFICATION: the address is where the link goes.
+            self.fields["email"].required = True
+            self.fields["email"].label = _("이메일")
+
 
 class TokenForm(forms.Form):
     name = forms.CharField(label=_("토큰 이름"), max_length=60, initial="script")

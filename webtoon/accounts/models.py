@@ -37,3 +37,38 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class RateEvent(models.Model):
+    """One counted action for a database-backed rate limit (webtoon/accounts/throttle.py):
+    a sign-up from an address, a restore, an upload, an export, a preview by a user. In the
+    database, not a cache: the default cache is per process and gunicorn runs several."""
+
+    key = models.CharField(max_length=120)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "at"], name="rateevent_key_at")]
+
+    def __str__(self) -> str:
+        return f"{self.key} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class PendingEmailVerification(models.Model):
+    """A sign-up whose e-mail address is not confirmed yet (SIGNUP_REQUIRE_EMAIL_VERIFICATION):
+    while this row exists the user may look around but not start anything that costs money.
+    No row: verified, or an account made by staff or before the setting."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pending_verification"
+    )
+    email = models.EmailField(_("이메일"))
+    created_at = models.DateTimeField(_("생성"), default=timezone.now)
+    sent_at = models.DateTimeField(_("보낸 시각"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("이메일 인증 대기")
+        verbose_name_plural = _("이메일 인증 대기")
+
+    def __str__(self) -> str:
+        return self.email

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from .models import ApiToken, hash_token
+from .models import ApiToken, PendingEmailVerification, hash_token
+
+logger = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "wt_"
 
@@ -58,3 +67,57 @@ def ensure_demo_user(username: str, password: str):
         user.set_password(password)
         user.save()
     return user, created
+
+
+# --- e-mail verification (SIGNUP_REQUIRE_EMAIL_VERIFICATION) ---------------------------------
+VERIFY_SALT = "webtoon.accounts.verify-email"
+VERIFY_MAX_AGE = 3 * 24 * 3600
+
+
+def require_verification(user, email: str) -> PendingEmailVerification:
+    """Hold `user`'s paid actions until `email` is confirmed, and send the link."""
+    pending, _created = PendingEmailVerification.objects.update_or_create(
+        user=user, defaults={"email": email}
+    )
+    token = signing.dumps({"u": user.pk, "e": email}, salt=VERIFY_SALT)
+    link = reverse("verify_email", kwargs={"token": token})
+    base = (settings.WEBTOON_PUBLIC_URL or "").rstrip("/")
+    body = _(
+        "웹툰 캐릭터 스튜디오 가입을 환영합니다.\n\n아래 링크를 열어 이메일 주소를 확인해주세요 "
+        "(3일 동안 유효합니다). 확인 전에는 비용이 드는 작업을 시작할 수 없습니다.\n\n%(url)s\n"
+    ) % {"url": f"{base}{link}"}
+    address = email
+
+    def send():
+        try:
+            send_mail(_("[웹툰 캐릭터 스튜디오] 이메일 주소 확인"), body,
+                      settings.DEFAULT_FROM_EMAIL, [address])
+        except Exception:
+            logger.exception("verification e-mail to user %s failed", user.pk)
+
+    transaction.on_commit(send)
+    PendingEmailVerification.objects.filter(pk=pending.pk).update(sent_at=timezone.now())
+    return pending
+
+
+def verify_email(token: str):
+    """Confirm the address in `token`; returns the user, or None for a bad or old link (or an
+    address changed since)."""
+    try:
+        data = signing.loads(token, salt=VERIFY_SALT, max_age=VERIFY_MAX_AGE)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict):
+        return None
+    pending = PendingEmailVerification.objects.select_related("user").filter(
+        user_id=data.get("u"), email=data.get("e")
+    ).first()
+    if pending is None:
+        return None
+    user = pending.user
+    pending.delete()
+    return user
+
+
+def is_verification_pending(user) -> bool:
+    return PendingEmailVerification.objects.filter(user_id=user.pk).exists()

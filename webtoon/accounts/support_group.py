@@ -42,6 +42,9 @@ ACTION_PERMISSIONS = (
     ("characters", "character", "undelete_character", "Can undelete characters"),
     ("characters", "character", "rerun_samples", "Can re-run a character's test images"),
     ("accounts", "apitoken", "revoke_apitoken", "Can revoke API tokens"),
+    # Open another user's stored files (/media/u/<id>/...): support looking at a failed job.
+    # is_staff alone is not enough (webtoon/media.py).
+    ("accounts", "apitoken", "view_user_media", "Can view other users' media files"),
 )
 
 

@@ -26,7 +26,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from webtoon.exceptions import TooManyRequests
+from webtoon.exceptions import DomainError, TooManyRequests
 
 from .models import CallState, Job
 
@@ -57,6 +57,13 @@ def parse_rate(value: str) -> tuple[int, int] | None:
 
 def daily_cap() -> Decimal | None:
     cap = Decimal(str(settings.DAILY_SPEND_CAP_USD or 0))
+    return cap if cap > 0 else None
+
+
+def site_daily_cap() -> Decimal | None:
+    """DAILY_SITE_SPEND_CAP_USD: every user together, per local day (issue 18: accounts are
+    free, so a per-user cap alone bounds nothing)."""
+    cap = Decimal(str(getattr(settings, "DAILY_SITE_SPEND_CAP_USD", 0) or 0))
     return cap if cap > 0 else None
 
 
@@ -92,17 +99,57 @@ def spent_today(user, now: datetime | None = None) -> Decimal:
     )["total"]
 
 
+def spent_today_site(now: datetime | None = None) -> Decimal:
+    """Estimated cost of everyone's jobs created today, refunded ones left out."""
+    return Job.objects.filter(counted_today(now)).aggregate(
+        total=Coalesce(Sum("cost_estimated"), ZERO)
+    )["total"]
+
+
 def check_costly(user, cost: Decimal, *, lock: bool = True) -> None:
     """Raise TooManyRequests if `user` may not start an action estimated at `cost` now.
 
     Call inside the transaction that records the action (lock=True). lock=False is an
     early, advisory check before work that is hard to undo (e.g. packaging a ZIP); the
     transaction checks again."""
+    _check_verified(user)
     if lock:
         lock_owner(user)
     now = timezone.now()
     _check_rate(user, now)
     _check_spend(user, Decimal(cost), now)
+    _check_site_spend(Decimal(cost), now)
+
+
+def _check_verified(user) -> None:
+    from webtoon.accounts.models import PendingEmailVerification
+
+    if PendingEmailVerification.objects.filter(user_id=user.pk).exists():
+        raise DomainError(
+            _("이메일 인증을 마친 뒤에 이용할 수 있습니다. 받은 메일의 링크를 눌러주세요."),
+            status_code=403,
+        )
+
+
+def _check_site_spend(cost: Decimal, now: datetime) -> None:
+    """The site-wide cap. Not under a site-wide lock (that would serialize every user): two
+    users racing at the very edge may both pass, overshooting by at most one action each."""
+    cap = site_daily_cap()
+    if cap is None:
+        return
+    spent = spent_today_site(now)
+    if spent + cost <= cap:
+        return
+    from webtoon.notifications.services import alert_site_cap_reached
+
+    alert_site_cap_reached(cap=cap, spent=spent)
+    _start, tomorrow = day_bounds(now)
+    message = _(
+        "오늘 서비스 전체의 사용 한도에 도달했습니다. 내일 다시 시도해주세요. "
+        "급한 경우 관리자에게 문의해주세요."
+    )
+    retry_after = max(1, math.ceil((tomorrow - now).total_seconds()))
+    raise TooManyRequests(message, retry_after=retry_after)
 
 
 def _check_rate(user, now: datetime) -> None:

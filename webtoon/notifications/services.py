@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.cache import cache
+from django.core.mail import mail_admins, send_mail
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -94,3 +95,32 @@ def _send_email(notification_id: int, address: str, subject: str, body: str) -> 
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [address], fail_silently=False)
     except Exception:
         logger.exception("notification %s: e-mail to the owner failed", notification_id)
+
+
+SITE_CAP_ALERT_KEY = "alert:site-spend-cap:{day}"
+
+
+def alert_site_cap_reached(*, cap, spent) -> bool:
+    """Tell staff, once per local day, that DAILY_SITE_SPEND_CAP_USD refused work: an e-mail
+    to ADMINS now (not after commit: the refused request's transaction rolls back) and a log
+    line. The admin banner (notifications/templatetags/alerts.py) is computed from the jobs,
+    so it shows whether or not the mail went out. Once per day per shared cache (Redis in
+    production; the per-process cache of the embedded default sends one per process).
+    Returns whether this call sent the alert."""
+    day = timezone.localdate().isoformat()
+    if not cache.add(SITE_CAP_ALERT_KEY.format(day=day), True, 2 * 24 * 3600):
+        return False
+    logger.warning("site-wide daily spend cap reached: $%s of $%s", spent, cap)
+    subject = _("사이트 전체 일일 사용 한도 도달 ($%(spent).2f / $%(cap).2f)") % {
+        "spent": spent,
+        "cap": cap,
+    }
+    body = _(
+        "오늘(%(day)s) 사이트 전체의 예상 비용이 DAILY_SITE_SPEND_CAP_USD($%(cap).2f)에 "
+        "도달해 새 유료 작업이 거절되고 있습니다. 지출 현황: /admin/jobs/job/spend/"
+    ) % {"day": day, "cap": cap}
+    try:
+        mail_admins(subject, body, fail_silently=False)
+    except Exception:
+        logger.exception("site spend cap alert: e-mail to admins failed")
+    return True

@@ -1,0 +1,20 @@
+"""API tokens die with a password change or reset, as sessions already do (issue 18)."""
+
+from django.contrib.auth import get_user_model
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from .models import ApiToken
+
+
+@receiver(post_save, sender=get_user_model())
+def revoke_tokens_on_password_change(sender, instance, created, **kwargs):
+    # `_password` holds the new raw password from set_password() until save() has told the
+    # validators: set on every change and reset (form, admin, changepassword), and not on a
+    # hash upgrade at login (Django saves that with `_password` cleared first).
+    if created or getattr(instance, "_password", None) is None:
+        return
+    ApiToken.objects.filter(user=instance, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
