@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from PIL import Image, ImageOps
 
 from webtoon.exceptions import Conflict, InvalidInput
+from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
 from webtoon.imaging import get_backend
 from webtoon.jobs import limits
 from webtoon.jobs import services as jobs
@@ -171,6 +172,12 @@ def cut_finished(call: RemoteCall) -> None:
         cut.selected = False
         cut.save(update_fields=["error", "selected"])
         return
+    if flagged_unsafe(call.result):
+        # fal blacked the picture out: nothing to train on or to select; [다시 생성] stays.
+        cut.image, cut.error, cut.selected = "", str(SAFETY_FILTER_MESSAGE), False
+        cut.quality_ok, cut.quality_reasons = False, [cut.error]
+        cut.save(update_fields=["image", "error", "selected", "quality_ok", "quality_reasons"])
+        return
     # The engine already made it a 1024x1024 JPEG (normalize_cut_file) in its thread pool.
     cut.image = call.output_file.name
     cut.error = ""
@@ -296,6 +303,8 @@ def _has_deadline_calls(job: Job) -> bool:
 def cut_state(cut: Cut) -> str:
     if cut.image:
         return "completed"
+    if cut.error:  # the call failed, or the safety filter took the picture
+        return "failed"
     if cut.call is None:
-        return "failed" if cut.error else "pending"
+        return "pending"
     return CUT_STATES.get(cut.call.state, "pending")

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from webtoon.exceptions import Conflict, InvalidInput
+from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
@@ -207,7 +208,9 @@ def test_image_finished(call: RemoteCall) -> None:
     image = CharacterImage.objects.filter(call=call).first()
     if image is None:
         return
-    if call.state == CallState.SUCCEEDED and call.output_file:
+    if call.state == CallState.SUCCEEDED and flagged_unsafe(call.result):
+        image.error = str(SAFETY_FILTER_MESSAGE)  # a blacked-out picture is not shown
+    elif call.state == CallState.SUCCEEDED and call.output_file:
         image.image = call.output_file.name
         image.seed = (call.result or {}).get("seed", image.seed)
         image.error = ""

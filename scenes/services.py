@@ -19,6 +19,7 @@ from characters.enums import CharacterStatus
 from characters.management import check_scale
 from characters.models import Character
 from webtoon.exceptions import InvalidInput
+from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, RemoteCall
@@ -242,7 +243,9 @@ def scene_finished(call: RemoteCall) -> None:
     scene = Scene.objects.filter(call=call).first()
     if scene is None:
         return
-    if call.state == CallState.SUCCEEDED and call.output_file:
+    if call.state == CallState.SUCCEEDED and flagged_unsafe(call.result):
+        scene.error = str(SAFETY_FILTER_MESSAGE)  # a blacked-out picture; [다시 생성] stays
+    elif call.state == CallState.SUCCEEDED and call.output_file:
         scene.image = call.output_file.name
         scene.seed = (call.result or {}).get("seed", scene.seed)
         scene.error = ""

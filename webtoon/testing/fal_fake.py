@@ -149,6 +149,7 @@ class FalFake:
         # a key of TRAINING_LOG_SHAPES | "plain" (no figure) | "none" (no logs)
         self.training_logs = training_logs
         self.concurrency = concurrency
+        self.nsfw_rules: list[Fault] = []  # outputs fal's safety checker flags (see nsfw)
         self.requests: dict[str, FakeRequest] = {}
         self.submissions: list[FakeRequest] = []
         self.files: dict[str, tuple[bytes, str]] = {}
@@ -199,6 +200,29 @@ class FalFake:
                 match,
             )
         )
+
+    def nsfw(self, *, match=None, endpoint: str | None = None, times: int = 10**9) -> None:
+        """The next `times` image outputs (of `endpoint`, of requests whose arguments satisfy
+        `match`) come back as fal's safety checker leaves them: a black picture and
+        has_nsfw_concepts [true]."""
+        self.nsfw_rules.append(Fault("nsfw", endpoint, times, match=match))
+
+    def _flagged(self, fake: FakeRequest) -> bool:
+        with self._lock:
+            for rule in self.nsfw_rules:
+                if rule.times > 0 and rule.endpoint in (None, fake.endpoint):
+                    if rule.match is None or rule.match(fake.arguments):
+                        rule.times -= 1
+                        return True
+        return False
+
+    def _nsfw_output(self, fake: FakeRequest, width: int, height: int) -> dict[str, Any]:
+        buf = io.BytesIO()
+        Image.new("RGB", (width, height)).save(buf, "JPEG", quality=88)  # blacked out
+        url = self.add_file(f"{fake.request_id}.jpg", buf.getvalue(), "image/jpeg")
+        image = {"url": url, "width": width, "height": height, "content_type": "image/jpeg"}
+        seed, prompt = fake.arguments.get("seed", 42), fake.arguments.get("prompt", "")
+        return {"images": [image], "seed": seed, "has_nsfw_concepts": [True], "prompt": prompt}
 
     def complete_with_error(self, endpoint: str, error: str = "runner crashed") -> None:
         self.completion_errors[endpoint] = error
@@ -455,6 +479,8 @@ class FalFake:
                 },
             }
         width, height = requested_size(fake.arguments)
+        if self._flagged(fake):
+            return self._nsfw_output(fake, width, height)
         if not self.render:
             return self._stock_output(fake, width, height)
         image = self._source(fake.arguments)
