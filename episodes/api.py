@@ -19,7 +19,8 @@ router = Router(tags=["episode"])
 # 503: the Korean font is missing (bubbles are measured with it, exports drawn with it).
 ERRORS = {**API_ERRORS, **errors(503)}
 COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
-Kind = Literal["speech", "thought", "narration", "caption"]
+Kind = Literal["speech", "shout", "thought", "whisper", "narration", "caption"]
+Preset = Literal["original", "webtoon_canvas", "naver", "tapas"]
 Fraction = Field(None, ge=0, le=1, description="fraction of the panel (0..1)")
 
 
@@ -33,8 +34,9 @@ class PresetOut(Schema):
 class FitOut(Schema):
     font_size: int = Field(description="px used at 800 px width (shrunk to fit)")
     lines: list[str]
-    fits: bool = Field(description="false: cut at the minimum size")
+    fits: bool = Field(description="false: cut at the minimum size (18 px)")
     note: str
+    warning: bool = Field(description="true: near or at the 18 px minimum, or cut")
 
 
 class BubbleOut(Schema):
@@ -141,23 +143,42 @@ class BubblePatch(BubbleGeometry):
 
 class ExportIn(Schema):
     format: Literal["png", "jpeg"] = "png"
+    preset: Preset = Field(
+        "original",
+        description="platform: webtoon_canvas (800 px, <=1280 px and <=2 MB a file, <=20 MB), "
+        "naver (690 px, <=1280 px, <=50 MB, JPEG), tapas (940 px, <=4000 px and <=2 MB a "
+        "file), original (800 px, as configured)",
+    )
+    preview: bool = Field(
+        False, description="true: no files, a scaled-down strip with the cuts and file sizes"
+    )
 
 
 class ImageOut(Schema):
-    url: str
+    number: int
+    url: str | None = Field(description="null in a preview")
+    filename: str = Field(description="suggested name, e.g. 에피소드1_01.jpg")
     width: int
     height: int
+    top: int | None = Field(description="px from the top of the strip")
+    size: int | None = Field(description="bytes")
 
 
 class ExportOut(Schema):
     export_id: str
     episode_id: str
     state: str = Field(description="queued | running | succeeded | failed")
+    preview: bool
+    preset: str
     format: str
+    quality: int | None = Field(description="JPEG quality chosen to meet the limits")
+    summary: str = Field(description="what the exporter did, e.g. '… 품질 85로 저장, 14장 …'")
     width: int
     max_height: int
     total_height: int | None
     images: list[ImageOut]
+    total_size: int = Field(description="bytes, all images")
+    preview_url: str | None
     zip_url: str | None
     pdf_url: str | None
     warnings: list[str]
@@ -311,7 +332,8 @@ def bubble_delete(request, bubble_id: UUID):
 @router.post("/{uuid:episode_id}/export", response={202: ExportOut, **ERRORS, **errors(429)})
 def export_create(request, episode_id: UUID, payload: ExportIn):
     export = services.request_export(owner=request.auth, episode_id=episode_id,
-                                     fmt=payload.format)
+                                     fmt=payload.format, preset=payload.preset,
+                                     preview=payload.preview)
     export.refresh_from_db()  # an inline queue (tests, sync) has already run it
     return Status(202, presenters.export_dict(export))
 

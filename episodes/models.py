@@ -101,10 +101,15 @@ class Bubble(models.Model):
     """A text element over a panel: speech/thought bubble, narration box or caption."""
 
     class Kind(models.TextChoices):
+        # Korean webtoon lettering: each kind has its face and shape (episodes.rendering.KINDS).
         SPEECH = "speech", _("말풍선")
+        SHOUT = "shout", _("외침")
         THOUGHT = "thought", _("생각 풍선")
+        WHISPER = "whisper", _("속삭임")
         NARRATION = "narration", _("내레이션")
         CAPTION = "caption", _("캡션")
+
+    TAIL_KINDS = (Kind.SPEECH, Kind.SHOUT, Kind.THOUGHT, Kind.WHISPER)
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     panel = models.ForeignKey(Panel, on_delete=models.CASCADE, related_name="bubbles")
@@ -132,7 +137,7 @@ class Bubble(models.Model):
     @property
     def has_tail(self) -> bool:
         return (
-            self.kind in (self.Kind.SPEECH, self.Kind.THOUGHT)
+            self.kind in self.TAIL_KINDS
             and self.tail_x is not None
             and self.tail_y is not None
         )
@@ -156,14 +161,31 @@ class Export(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="episode_exports"
     )
+    class Preset(models.TextChoices):
+        # Platforms' upload limits: episodes.platforms.PLATFORMS.
+        ORIGINAL = "original", _("원본 그대로")
+        WEBTOON_CANVAS = "webtoon_canvas", _("WEBTOON Canvas")
+        NAVER = "naver", _("네이버 웹툰 (도전·공모)")
+        TAPAS = "tapas", _("Tapas")
+
     format = models.CharField(_("형식"), max_length=8, choices=Format.choices)
+    preset = models.CharField(
+        _("플랫폼"), max_length=20, choices=Preset.choices, default=Preset.ORIGINAL
+    )
+    # A preview is the same work without the files: the strip scaled down, where it would be
+    # cut and how large each file would be, shown in the editor before exporting.
+    preview = models.BooleanField(_("미리보기"), default=False)
+    preview_file = models.FileField(max_length=300, blank=True)
+    quality = models.PositiveSmallIntegerField(_("JPEG 품질"), null=True, blank=True)
+    summary = models.CharField(_("요약"), max_length=300, blank=True)
     state = models.CharField(
         _("상태"), max_length=12, choices=State.choices, default=State.QUEUED, db_index=True
     )
     width = models.PositiveIntegerField(_("가로(px)"))
     max_height = models.PositiveIntegerField(_("이미지 최대 높이(px)"))
     total_height = models.PositiveIntegerField(_("전체 높이(px)"), null=True, blank=True)
-    # [{"name": storage name, "width": px, "height": px}, ...] top to bottom.
+    # [{"name": storage name ("" in a preview), "width": px, "height": px, "size": bytes,
+    #   "top": px in the strip}, ...] top to bottom.
     images = models.JSONField(default=list, blank=True)
     zip_file = models.FileField(max_length=300, blank=True)
     pdf_file = models.FileField(max_length=300, blank=True)

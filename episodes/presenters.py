@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.urls import reverse
+
 from webtoon.media import media_url
 
-from . import services
+from . import platforms, services
 from .models import Bubble, Episode, Export, Panel, StylePreset
 
 
@@ -17,6 +19,7 @@ def preset_dict(preset: StylePreset | None) -> dict | None:
 
 def bubble_dict(bubble: Bubble, panel: Panel | None = None) -> dict:
     fit = services.bubble_fit(bubble, panel)
+    note, warning = services.fit_note(fit, bubble.font_size)
     return {
         "bubble_id": str(bubble.public_id),
         "kind": bubble.kind,
@@ -33,7 +36,8 @@ def bubble_dict(bubble: Bubble, panel: Panel | None = None) -> dict:
             "font_size": fit.size,
             "lines": fit.lines,
             "fits": fit.fits,
-            "note": services.fit_note(fit, bubble.font_size),
+            "note": note,
+            "warning": warning,
         },
     }
 
@@ -74,23 +78,60 @@ def episode_dict(episode: Episode, panels: list[Panel] | None = None) -> dict:
     return data
 
 
+def platform_choices() -> list[dict]:
+    """The export presets for the editor's select, each with its limits in one line."""
+    return [
+        {"id": p.slug, "name": str(p.name),
+         "limits": platforms.describe(p, p.max_height or services.max_slice_height()),
+         "formats": list(p.formats)}
+        for p in platforms.PLATFORMS.values()
+    ]
+
+
+def _image_dict(export: Export, number: int, image: dict) -> dict:
+    size = image.get("size")
+    return {
+        "number": number,
+        "url": media_url(image.get("name")),
+        "download_url": reverse("episodes:export_image", args=[export.public_id, number])
+        if image.get("name") else None,
+        "filename": services.download_name(export, "image", number),
+        "width": image["width"],
+        "height": image["height"],
+        "top": image.get("top"),
+        "size": size,
+        "size_label": platforms.human_size(size) if size else "",
+    }
+
+
 def export_dict(export: Export) -> dict:
+    images = [_image_dict(export, i, image) for i, image in enumerate(export.images, 1)]
+    total = export.total_height or 0
     return {
         "export_id": str(export.public_id),
         "episode_id": str(export.episode.public_id),
         "state": export.state,
         "state_label": export.get_state_display(),
         "finished": export.is_finished,
+        "preview": export.preview,
+        "preset": export.preset,
+        "preset_label": export.get_preset_display(),
         "format": export.format,
+        "quality": export.quality,
+        "summary": export.summary,
         "width": export.width,
         "max_height": export.max_height,
         "total_height": export.total_height,
-        "images": [
-            {"url": media_url(i["name"]), "width": i["width"], "height": i["height"]}
-            for i in export.images
-        ],
+        "images": images,
+        "total_size": sum(i["size"] or 0 for i in images),
+        "total_size_label": platforms.human_size(sum(i["size"] or 0 for i in images)),
+        # Where each slice starts, as a fraction of the strip (the preview marks the cuts).
+        "cuts": [i["top"] / total for i in images[1:] if total and i["top"] is not None],
+        "preview_url": media_url(export.preview_file.name) if export.preview_file else None,
         "zip_url": media_url(export.zip_file.name) if export.zip_file else None,
         "pdf_url": media_url(export.pdf_file.name) if export.pdf_file else None,
+        "zip_filename": services.download_name(export, "zip"),
+        "pdf_filename": services.download_name(export, "pdf"),
         "warnings": export.warnings,
         "error": export.error,
         "created_at": export.created_at,

@@ -56,4 +56,8 @@ def export_for(owner, export_id) -> Export:
 
 
 def latest_export(episode: Episode) -> Export | None:
-    return episode.exports.order_by("-created_at", "-id").first()
+    return episode.exports.filter(preview=False).order_by("-created_at", "-id").first()
+
+
+def latest_preview(episode: Episode) -> Export | None:
+    return episode.exports.filter(preview=True).order_by("-created_at", "-id").first()

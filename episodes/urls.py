@@ -13,6 +13,7 @@ urlpatterns = [
     path("<uuid:episode_id>/panels/upload/", views.panel_upload, name="panel_upload"),
     path("<uuid:episode_id>/panels/from-scene/", views.panel_from_scene, name="panel_from_scene"),
     path("<uuid:episode_id>/export/", views.export_create, name="export"),
+    path("<uuid:episode_id>/export/status/", views.export_status, name="export_status"),
     path("panel/<uuid:panel_id>/image/", views.panel_image, name="panel_image"),
     path("panel/<uuid:panel_id>/move/", views.panel_move, name="panel_move"),
     path("panel/<uuid:panel_id>/height/", views.panel_height, name="panel_height"),
@@ -24,6 +25,7 @@ urlpatterns = [
     path("export/<uuid:export_id>/", views.export_item, name="export_item"),
     path("export/<uuid:export_id>/download/<str:what>/", views.export_download,
          name="export_download"),
+    path("export/<uuid:export_id>/image/<int:number>/", views.export_image, name="export_image"),
     path("scene-picker/", views.scene_picker, name="scene_picker"),
     path("add-scene/<uuid:scene_id>/", views.scene_add, name="scene_add"),
 ]

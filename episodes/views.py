@@ -19,6 +19,7 @@ from webtoon.params import uuid_or_none
 from . import presenters, queries, rendering, services
 
 EDITOR = "episodes/editor.html"
+DEFAULT_PLATFORM = "webtoon_canvas"  # what most creators upload to first
 
 
 def _float(value, default=None):
@@ -92,9 +93,8 @@ def editor(request, episode_id):
     panels = list(queries.panels_of(episode))
     characters = scenes.characters_for_scenes(request.user)
     gallery = scenes.scenes_for(request.user).exclude(image="")[:60]
-    export = queries.latest_export(episode)
     context = {
-        **_export_context(episode, export),  # the episode, its last export
+        **_export_context(episode),  # the episode, its last export and preview
         "panels": [presenters.panel_dict(p, i) for i, p in enumerate(panels, 1)],
         "presets": list(queries.presets()),
         "characters": [
@@ -280,22 +280,42 @@ def bubble_delete(request, bubble_id):
 @login_required
 @require_POST
 def export_create(request, episode_id):
+    """Export (or, with preview=1, preview) the episode for the chosen platform preset."""
     episode = queries.episode_for(request.user, episode_id)
+    post = request.POST
     try:
-        export = services.request_export(
-            owner=request.user, episode_id=episode_id, fmt=request.POST.get("format", "png")
+        services.request_export(
+            owner=request.user,
+            episode_id=episode_id,
+            fmt=post.get("format", "png"),
+            preset=post.get("preset") or "original",
+            preview=post.get("preview") == "1",
         )
     except DomainError as exc:
-        context = _export_context(episode, queries.latest_export(episode), error=str(exc))
-        return render(request, f"{EDITOR}#export", context)
-    export.refresh_from_db()  # an inline queue (sync) has run it already
-    return _export_response(request, export)
+        return _export_response(request, episode, error=str(exc), preset=post.get("preset"))
+    return _export_response(request, episode)  # an inline queue (sync) has run it already
 
 
 @login_required
 @require_GET
 def export_item(request, export_id):
-    return _export_response(request, queries.export_for(request.user, export_id))
+    """The export section of the export's episode (polled while it is being made)."""
+    export = queries.export_for(request.user, export_id)
+    return _export_response(request, export.episode)
+
+
+@login_required
+@require_GET
+def export_status(request, episode_id):
+    """The export section, polled while an export or a preview is being made."""
+    return _export_response(request, queries.episode_for(request.user, episode_id))
+
+
+def _attachment(name: str, filename: str) -> FileResponse:
+    if not name or not default_storage.exists(name):
+        raise Http404
+    # Django writes a non-ASCII name as RFC 5987 filename*=utf-8''…, with an ASCII fallback.
+    return FileResponse(default_storage.open(name, "rb"), as_attachment=True, filename=filename)
 
 
 @login_required
@@ -305,26 +325,44 @@ def export_download(request, export_id, what: str):
     name)."""
     export = queries.export_for(request.user, export_id)
     field = {"zip": export.zip_file, "pdf": export.pdf_file}.get(what)
-    if not field or not default_storage.exists(field.name):
+    if not field:
         raise Http404
-    title = export.episode.title.replace("/", "_").replace("\\", "_")
-    return FileResponse(
-        default_storage.open(field.name, "rb"), as_attachment=True, filename=f"{title}.{what}"
-    )
+    return _attachment(field.name, services.download_name(export, what))
 
 
-def _export_context(episode, export, **extra) -> dict:
+@login_required
+@require_GET
+def export_image(request, export_id, number: int):
+    """One exported image as "<title>_01.jpg"."""
+    export = queries.export_for(request.user, export_id)
+    if not 1 <= number <= len(export.images):
+        raise Http404
+    name = export.images[number - 1].get("name", "")
+    return _attachment(name, services.download_name(export, "image", number))
+
+
+def _export_context(episode, **extra) -> dict:
+    export = queries.latest_export(episode)
+    preview = queries.latest_preview(episode)
+    last = max((e for e in (export, preview) if e), key=lambda e: e.created_at, default=None)
+    chosen = extra.pop("preset", None) or (last.preset if last else DEFAULT_PLATFORM)
     return {
         "episode": presenters.episode_dict(episode),
         "export": presenters.export_dict(export) if export else None,
-        "strip": {"width": rendering.STRIP_WIDTH, "gutter": rendering.GUTTER,
-                  "max_height": services.max_slice_height()},
+        "preview": presenters.export_dict(preview) if preview else None,
+        # The preview shows the episode as it was: say so once it has been edited since.
+        "preview_stale": bool(preview and preview.created_at < episode.updated_at),
+        "platforms": presenters.platform_choices(),
+        "chosen_preset": chosen,
+        "chosen_format": last.format if last else "jpeg",
+        "strip": {"width": rendering.STRIP_WIDTH, "gutter": rendering.GUTTER},
         **extra,
     }
 
 
-def _export_response(request, export) -> HttpResponse:
-    return render(request, f"{EDITOR}#export", _export_context(export.episode, export))
+def _export_response(request, episode, **extra) -> HttpResponse:
+    episode.refresh_from_db()
+    return render(request, f"{EDITOR}#export", _export_context(episode, **extra))
 
 
 # --- the scene page ------------------------------------------------------------------------------

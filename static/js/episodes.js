@@ -39,12 +39,17 @@
     if (el.hasAttribute("data-bubble")) {
       show(el, read(el));
       if (el.dataset.fs) el.style.setProperty("--fs", el.dataset.fs);
+    } else if (el.dataset.sliceTop !== undefined) {
+      // A slice in the whole-strip preview: its place as a share of the strip.
+      var total = +el.dataset.stripHeight || 1;
+      el.style.top = (+el.dataset.sliceTop / total * 100) + "%";
+      el.style.height = (+el.dataset.sliceHeight / total * 100) + "%";
     } else if (el.dataset.height) {
       el.style.aspectRatio = "800 / " + el.dataset.height;
     }
   }
 
-  var LAID_OUT = "[data-bubble], [data-stage][data-height]";
+  var LAID_OUT = "[data-bubble], [data-stage][data-height], [data-slice-top]";
   function layoutAdded(nodes) {
     var todo = new Set();
     nodes.forEach(function (node) {
@@ -114,6 +119,23 @@
     handle.addEventListener("pointermove", move);
     handle.addEventListener("pointerup", up, { once: true });
     handle.addEventListener("pointercancel", up, { once: true });
+  });
+
+  // The export's platform: show its limits; a platform that takes only JPEG gets JPEG.
+  document.addEventListener("change", function (event) {
+    var select = event.target.closest("select[data-limits-target]");
+    if (!select) return;
+    var option = select.selectedOptions[0];
+    var line = document.querySelector(select.dataset.limitsTarget);
+    if (line && option) line.querySelector("small").textContent = option.dataset.limits || "";
+    var format = select.form && select.form.querySelector("select[name=format]");
+    var formats = ((option && option.dataset.formats) || "png jpeg").split(" ");
+    if (format) {
+      Array.prototype.forEach.call(format.options, function (o) {
+        o.disabled = formats.indexOf(o.value) < 0;
+      });
+      if (formats.indexOf(format.value) < 0) format.value = formats[0];
+    }
   });
 
   // A new action clears the last refusal shown under the title.

@@ -287,15 +287,17 @@ def test_bubble_reports_a_shrunk_font_and_text_that_does_not_fit(alice_client, u
     shrunk = api(alice_client, "post", f"panel/{panel.public_id}/bubbles",
                  {"kind": "speech", "text": long, "w": 0.5, "h": 0.22}).json()
     assert shrunk["fit"]["fits"] and shrunk["fit"]["font_size"] < 26
-    assert "줄였습니다" in shrunk["fit"]["note"]
+    assert "줄였습니다" in shrunk["fit"]["note"] or "작아졌습니다" in shrunk["fit"]["note"]
     assert any("₩1,234,567입니다." in line for line in shrunk["fit"]["lines"])
     cut = api(alice_client, "post", f"panel/{panel.public_id}/bubbles",
               {"kind": "speech", "text": long * 4, "w": 0.2, "h": 0.06}).json()
-    assert not cut["fit"]["fits"] and "다 들어가지 않습니다" in cut["fit"]["note"]
+    assert not cut["fit"]["fits"] and "다 들어가지 않아" in cut["fit"]["note"]
+    assert cut["fit"]["warning"] and cut["fit"]["font_size"] == 18
 
 
 @pytest.mark.parametrize(
-    "body", [{"kind": "shout"}, {"kind": "speech", "font_size": 200},
+    "body", [{"kind": "balloon"}, {"kind": "speech", "font_size": 200},
+             {"kind": "speech", "font_size": 17},
              {"kind": "speech", "x": 1.5}, {"kind": "speech", "text": "가" * 501}],
 )
 def test_bad_bubbles_are_refused(alice_client, user, body):

@@ -246,9 +246,9 @@ def test_an_episode_deleted_while_exporting_leaves_no_files(
     store = services._store
     stored = []
 
-    def store_then_delete(export, slices):
-        result = store(export, slices)
-        stored.extend([i["name"] for i in result[0]] + list(result[1:]))
+    def store_then_delete(export, strip, plan):
+        result = store(export, strip, plan)
+        stored.extend([*result["names"], result["zip"], result["pdf"]])
         Episode.objects.filter(pk=export.episode_id).delete()  # the user deleted it meanwhile
         return result
 

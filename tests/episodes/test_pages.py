@@ -77,10 +77,14 @@ def test_bubble_edits_save_without_a_reload(alice_client, user):
     assert (bubble.tail_x, bubble.tail_y) == (0.4, 0.95)
     assert 'data-x="0.3" data-y="0.6" data-w="0.5" data-h="0.2"' in html
     bigger = alice_client.post(f"/episodes/bubble/{bubble.public_id}/", {"font_size": "40"}, **HX)
-    assert 'name="font_size" min="14" max="72" value="40"' in bigger.content.decode()
+    assert 'name="font_size" min="18" max="72" value="40"' in bigger.content.decode()
     long = alice_client.post(f"/episodes/bubble/{bubble.public_id}/", {"text": "가나다 " * 120},
                              **HX).content.decode()
-    assert 'data-testid="fit-note"' in long and "다 들어가지 않습니다" in long
+    # Too much text for the bubble even at 18 px: the bubble grows (centred) to take it, and
+    # the editor warns that the lettering is close to the minimum.
+    grown = Bubble.objects.get()
+    assert grown.w > 0.5 and grown.h > 0.2
+    assert 'data-testid="fit-note"' in long and "작아졌습니다 (최소 18px)" in long
     assert alice_client.post(f"/episodes/bubble/{bubble.public_id}/delete/", **HX).content == b""
     assert not Bubble.objects.exists()
 

@@ -14,8 +14,8 @@ LONG_SENTENCE = (
 )
 
 
-def _width(line: str, size: int, bold: bool = False) -> float:
-    return korean_font(size, bold).getlength(line)
+def _width(line: str, size: int, face: str = "regular") -> float:
+    return korean_font(size, face).getlength(line)
 
 
 # --- wrapping ------------------------------------------------------------------------------------
@@ -65,8 +65,8 @@ def test_text_typed_as_separate_jamo_is_joined_into_syllables():
 # --- fitting -------------------------------------------------------------------------------------
 def test_fit_keeps_a_won_amount_whole_by_shrinking_the_font():
     text = "환급 예상액 ₩1,234,567 확정"
-    width = _width("₩1,234,567", 26, bold=True) - 10  # too narrow at 26 px
-    fit = fit_text(text, width, 400, size=26, bold=True)
+    width = _width("₩1,234,567", 26, face="bold") - 10  # too narrow at 26 px
+    fit = fit_text(text, width, 400, size=26, face="bold")
     assert fit.fits and fit.shrunk and not fit.split_word
     assert fit.size < 26
     assert "₩1,234,567" in fit.lines
@@ -85,11 +85,11 @@ def test_fit_prefers_a_smaller_font_to_splitting_a_number():
 
 def test_fit_long_korean_sentence_in_a_speech_bubble_stays_inside():
     box_w, box_h = rendering.text_box("speech", 400, 200)
-    fit = fit_text(LONG_SENTENCE, box_w, box_h, size=26, bold=True)
+    fit = fit_text(LONG_SENTENCE, box_w, box_h, size=26, face="bold")
     assert fit.fits and fit.shrunk and not fit.split_word
     assert rendering.MIN_FONT_SIZE <= fit.size < 26
     assert fit.height <= box_h
-    assert all(_width(line, fit.size, bold=True) <= box_w for line in fit.lines)
+    assert all(_width(line, fit.size, face="bold") <= box_w for line in fit.lines)
     assert " ".join(fit.lines) == LONG_SENTENCE
 
 
