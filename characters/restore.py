@@ -44,6 +44,7 @@ from webtoon.accounts.throttle import check_action
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.imaging import BackendError, get_backend
 from webtoon.media import user_file_name
+from webtoon.text import clean_data, contains_control
 
 from . import trigger_words
 from .enums import CharacterStatus, StyleId
@@ -467,6 +468,9 @@ def parse_metadata(data: Any) -> BackupMetadata:
     """metadata.json's object checked field by field; unknown fields are ignored."""
     if not isinstance(data, dict):
         raise _bad(_("metadata.json의 형식이 올바르지 않습니다 (JSON 객체가 아닙니다)."))
+    if contains_control(data):  # NUL, BEL, ESC ...: refused like in any other input
+        raise _bad(_("metadata.json에 허용되지 않는 제어 문자(NUL 등)가 있습니다."))
+    data = clean_data(data)  # the same cleaning as every form and API body (webtoon/text.py)
     name = data.get("character_name")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME_LENGTH:
         raise _field_error("character_name", _("1~60자의 문자열"))

@@ -15,6 +15,7 @@ from webtoon.auth import api_auth
 from webtoon.exceptions import DomainError, InvalidInput, TooManyRequests
 from webtoon.imaging import BackendError
 from webtoon.middleware import bad_request_message, has_nul, nul_message, too_big_message
+from webtoon.text import clean_data, is_secret_field
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ class ObjectBodyParser(Parser):
             raise NotAnObject
         if has_nul(data):
             raise InvalidInput(nul_message())
-        return data
+        # Line ends normalised, invisible formatting characters removed, invisible-only text
+        # empty (webtoon/text.py): the same for every text field of every operation.
+        return clean_data(data, skip=is_secret_field)
 
 
 api = WebtoonAPI(

@@ -6,6 +6,8 @@ from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.utils.translation import gettext as _
 
+from webtoon.text import clean_text, is_secret_field
+
 
 def has_nul(value) -> bool:
     """A NUL character anywhere in a (nested) value: PostgreSQL text cannot hold one, and no
@@ -71,7 +73,20 @@ class RejectNulMiddleware:
             if request.path.startswith("/api/"):
                 return JsonResponse({"detail": nul_message()}, status=422)
             return HttpResponseBadRequest(nul_message(), content_type="text/plain; charset=utf-8")
+        if len(fields) > 1:
+            request.POST = clean_form(fields[1])
         return self.get_response(request)
+
+
+def clean_form(data):
+    """The form with webtoon.text.clean_text applied to every field but secrets: line ends
+    normalised, invisible formatting characters gone, invisible-only values empty."""
+    cleaned = data.copy()
+    for key in cleaned:
+        if not is_secret_field(key):
+            cleaned.setlist(key, [clean_text(v) for v in cleaned.getlist(key)])
+    cleaned._mutable = False
+    return cleaned
 
 
 class TooManyRequestsMiddleware:
