@@ -317,6 +317,22 @@ def set_panel_height(*, owner, panel_id, height: int | None) -> Panel:
     return panel
 
 
+def keep_scene_pictures(scene) -> None:
+    """Before `scene` and its files are deleted: every panel showing it gets its own copy of
+    the picture, so the panel keeps it and each stored file has exactly one owner row (no
+    shared file for a later delete to pull away). Issue 18."""
+    name = scene.image.name if scene.image else ""
+    if not name:
+        return
+    ext = name.rsplit(".", 1)[-1] if "." in name else "png"
+    for panel in Panel.objects.filter(scene=scene, image=""):
+        with default_storage.open(name, "rb") as fh:
+            copy = default_storage.save(
+                user_file_name(scene.owner_id, "episodes/panels", ext), ContentFile(fh.read())
+            )
+        Panel.objects.filter(pk=panel.pk).update(image=copy)
+
+
 def delete_panel(*, owner, panel_id) -> Episode:
     """Remove a panel (its gallery scene stays); the rest close up."""
     panel = panel_for(owner, panel_id)

@@ -290,6 +290,9 @@ def regenerate(*, owner, scene_id) -> Scene:
 def delete_scene(*, owner, scene_id) -> None:
     scene = scene_for(owner, scene_id)
     name = scene.image.name
+    from episodes.services import keep_scene_pictures  # episodes builds on scenes
+
+    keep_scene_pictures(scene)  # panels showing it get their own copy first
     scene.delete()
     if name:
         default_storage.delete(name)
