@@ -77,6 +77,12 @@ def platform(slug: str) -> Platform:
     return PLATFORMS[slug]
 
 
+def ro(number: int) -> str:
+    """The particle 로/으로 after a number read in Korean: 85로 (오), 90으로 (십), 70으로 (십),
+    73으로 (삼), 76으로 (육); ㄹ endings (1 일, 7 칠, 8 팔) take 로."""
+    return "으로" if number % 10 in (0, 3, 6) else "로"
+
+
 def human_size(size: int) -> str:
     """1834567 -> "1.8MB", 640000 -> "640KB" (decimal, like the limits)."""
     if size >= MB:
@@ -132,7 +138,8 @@ class Plan:
 
     def summary(self, p: Platform, width: int) -> str:
         saved = (
-            _("품질 %(q)d로 저장") % {"q": self.quality} if self.quality else _("PNG로 저장")
+            _("품질 %(q)d%(ro)s 저장") % {"q": self.quality, "ro": ro(self.quality)}
+            if self.quality else _("PNG로 저장")
         )
         return _("%(name)s · 가로 %(w)dpx · %(saved)s, %(n)d장 · 합계 %(total)s") % {
             "name": p.name, "w": width, "saved": saved, "n": len(self.files),
@@ -157,18 +164,22 @@ def fit(strip: Image.Image, p: Platform, fmt: str, max_height: int, cut: Cutter)
         else:
             limit = _("전체 %(size)s") % {"size": human_size(p.max_total_bytes)}
         plan.notes.append(
-            _("%(limit)s 제한에 맞추려고 JPEG 품질을 %(start)d에서 %(q)d로 낮췄습니다.")
-            % {"limit": limit, "start": QUALITY_START, "q": quality}
+            _("%(limit)s 제한에 맞추려고 JPEG 품질을 %(start)d에서 %(q)d%(ro)s 낮췄습니다.")
+            % {"limit": limit, "start": QUALITY_START, "q": quality, "ro": ro(quality)}
         )
     if _too_big(plan.files, p):
         _shorten(strip, p, plan, cut)
     if _over_total(plan.files, p):
+        if plan.quality:
+            saved = _("JPEG 품질 %(q)d%(ro)s도") % {"q": QUALITY_FLOOR, "ro": ro(QUALITY_FLOOR)}
+        else:
+            saved = _("PNG로는")
         raise LimitUnmet(
             _(
-                "%(name)s의 에피소드 전체 용량 제한(%(limit)s)을 맞출 수 없습니다: JPEG 품질 "
-                "%(q)d로도 %(total)s입니다. 컷 수를 줄이거나 두 화로 나눠 올려주세요."
+                "%(name)s의 에피소드 전체 용량 제한(%(limit)s)을 맞출 수 없습니다: %(saved)s "
+                "%(total)s입니다. 컷 수를 줄이거나 두 화로 나눠 올려주세요."
             )
-            % {"name": p.name, "limit": human_size(p.max_total_bytes), "q": QUALITY_FLOOR,
+            % {"name": p.name, "limit": human_size(p.max_total_bytes), "saved": saved,
                "total": human_size(plan.total)}
         )
     return plan

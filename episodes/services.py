@@ -415,27 +415,34 @@ def _overlap(a: tuple, b: tuple) -> float:
     return max(0.0, dx) * max(0.0, dy)
 
 
-def _free_place(taken: list[tuple], x: float, y: float, w: float, h: float):
-    """(x, y) for a w x h box: the preferred place if free, else the first free one in reading
-    order, else the one overlapping the others least."""
-    def cost(px, py):
-        return sum(_overlap((px, py, w, h), box) for box in taken)
+PLACE_SHRINK = (1.0, 0.85, 0.7, 0.55)  # a crowded panel: a smaller bubble before overlap
 
+
+def _places(x: float, y: float, w: float, h: float) -> list[tuple[float, float]]:
     places = [(x, y)]
-    steps_y = max(1, int((1 - h) / PLACE_STEP))
-    steps_x = max(1, int((1 - w) / PLACE_STEP))
-    for j in range(steps_y + 1):
-        for i in range(steps_x + 1):
+    for j in range(max(1, int((1 - h) / PLACE_STEP)) + 1):
+        for i in range(max(1, int((1 - w) / PLACE_STEP)) + 1):
             places.append((min(i * PLACE_STEP + 0.02, 1 - w), min(j * PLACE_STEP + 0.02, 1 - h)))
-    for place in places:
-        if cost(*place) == 0:
-            return place
-    return min(places, key=lambda place: cost(*place))
+    return places
+
+
+def _free_place(taken: list[tuple], x: float, y: float, w: float, h: float):
+    """(x, y, w, h) for a new box: the preferred place if free, else the first free one in
+    reading order, else the same at a smaller size, else where it overlaps the others least."""
+    def cost(px, py, pw, ph):
+        return sum(_overlap((px, py, pw, ph), box) for box in taken)
+
+    for k in PLACE_SHRINK:
+        sw, sh = max(MIN_BUBBLE_SIZE, w * k), max(MIN_BUBBLE_SIZE, h * k)
+        for px, py in _places(min(x, 1 - sw), min(y, 1 - sh), sw, sh):
+            if cost(px, py, sw, sh) == 0:
+                return px, py, sw, sh
+    return min(((px, py, w, h) for px, py in _places(x, y, w, h)), key=lambda p: cost(*p))
 
 
 def _place_new(panel: Panel, bubble: Bubble) -> None:
     taken = [(b.x, b.y, b.w, b.h) for b in panel.bubbles.all()]
-    x, y = _free_place(taken, bubble.x, bubble.y, bubble.w, bubble.h)
+    x, y, bubble.w, bubble.h = _free_place(taken, bubble.x, bubble.y, bubble.w, bubble.h)
     if bubble.tail_x is not None and bubble.tail_y is not None:
         # The tail keeps its place relative to the bubble.
         bubble.tail_x = _clamp(bubble.tail_x + x - bubble.x, 0.0, 1.0)
@@ -635,7 +642,6 @@ def request_export(
     if fmt not in Export.Format.values:
         raise InvalidInput(_("형식은 png 또는 jpeg입니다."))
     target = platforms.platform(preset)
-    fmt, _note = platforms.export_format(target, fmt)
     panels = list(panels_of(episode))
     if not panels:
         raise InvalidInput(_("컷이 없습니다. 먼저 컷을 추가해주세요."))
@@ -722,7 +728,7 @@ def _render_export(export: Export) -> str:
                                       start=start)
 
     target = platforms.platform(export.preset)
-    _fmt, format_note = platforms.export_format(target, export.format)
+    export.format, format_note = platforms.export_format(target, export.format)
     plan = platforms.fit(strip, target, export.format, export.max_height, cut)
     notes = [n for n in (format_note, *plan.notes) if n]
     slices = [
@@ -735,7 +741,7 @@ def _render_export(export: Export) -> str:
             piece["name"] = name
     return _finish(
         export, state=Export.State.SUCCEEDED, error="", total_height=strip.height,
-        warnings=notes + warnings, images=slices, quality=plan.quality,
+        warnings=notes + warnings, images=slices, quality=plan.quality, format=export.format,
         summary=plan.summary(target, strip.width), zip_file=stored.get("zip", ""),
         pdf_file=stored.get("pdf", ""), preview_file=stored.get("preview", ""),
     )

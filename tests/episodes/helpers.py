@@ -3,6 +3,7 @@
 import io
 from importlib import import_module
 
+import numpy as np
 from django.apps import apps
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
@@ -24,6 +25,20 @@ def picture(size=(768, 1024), color=(200, 150, 100), fmt="PNG") -> bytes:
 
 def upload(size=(768, 1024), color=(200, 150, 100), name="panel.png") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, picture(size, color), content_type="image/png")
+
+
+def noise(size=(800, 1280), seed=0, fmt="PNG") -> bytes:
+    """A picture of random colour noise: the heaviest a file of its size gets (JPEG and PNG
+    cannot compress it), for exports that must meet a size limit."""
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(buf, fmt)
+    return buf.getvalue()
+
+
+def noise_panel(owner, ep: Episode, size=(800, 1280), seed=0):
+    upload = SimpleUploadedFile("noise.png", noise(size, seed), content_type="image/png")
+    return services.upload_panel(owner=owner, episode_id=ep.public_id, upload=upload)
 
 
 def episode(owner, title="1화 종합소득세", preset="webtoon-color") -> Episode:

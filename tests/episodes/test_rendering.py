@@ -5,8 +5,10 @@ import unicodedata
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from episodes import rendering
+from episodes import rendering, services
+from episodes.models import Export
 from episodes.rendering import BubbleSpec, PanelSpec, fit_text, korean_font, slice_ranges, wrap
+from tests.episodes.helpers import episode, uploaded_panel
 
 LONG_SENTENCE = (
     "사장님, 올해 종합소득세 신고 기간은 5월 1일부터 5월 31일까지이고 "
@@ -204,3 +206,67 @@ def test_the_font_draws_hangul_not_boxes():
     assert ImageChops.difference(glyph("가"), glyph("힣")).getbbox() is not None
     assert glyph("가").getbbox() is not None
     assert rendering.font_path().name == "NanumGothic.ttf"
+
+
+# --- gutter-first slicing ------------------------------------------------------------------------
+def busy_strip(height: int, quiet: tuple[int, int] | None = None) -> Image.Image:
+    """Line-art-like stripes everywhere (every row has detail), flat white in `quiet`."""
+    strip = Image.new("RGB", (800, height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for x in range(0, 800, 6):
+        draw.line([(x, 0), (x, height)], fill=(0, 0, 0), width=2)
+    if quiet:
+        draw.rectangle((0, quiet[0], 799, quiet[1]), fill=(255, 255, 255))
+    return strip
+
+
+def test_a_gutter_in_reach_wins_over_a_quieter_row():
+    strip = busy_strip(2400, quiet=(1150, 1250))
+    costs = rendering.cut_costs(strip)
+    ranges = slice_ranges(2400, [(800, 840)], 1280, costs=costs)
+    assert ranges[0] == (0, 820)  # the gutter (lower half of the reach), not the flat band
+
+
+def test_without_a_gutter_the_cut_goes_through_the_quietest_rows():
+    strip = busy_strip(2400, quiet=(1000, 1040))
+    costs = rendering.cut_costs(strip)
+    first, *_rest = slice_ranges(2400, [], 1280, costs=costs)
+    assert 1000 < first[1] < 1040  # in the flat band, not at the 1280 maximum
+
+
+def test_the_cut_never_goes_through_a_bubble_when_another_row_is_free():
+    strip = busy_strip(2400, quiet=(1000, 1040))
+    costs = rendering.cut_costs(strip)
+    bubble = (900, 1100)  # a bubble over the flat band
+    first, *_rest = slice_ranges(2400, [], 1280, keep_out=[bubble], costs=costs)
+    assert not bubble[0] < first[1] < bubble[1]
+    assert 640 <= first[1] <= 1280
+
+
+def test_a_higher_gutter_beats_cutting_through_a_bubble():
+    # A bubble covers the whole lower half of the reach: a shorter piece ends in the gutter.
+    ranges = slice_ranges(3000, [(400, 440)], 1280, keep_out=[(600, 1400)])
+    assert ranges[0] == (0, 420)
+
+
+def test_bubble_bands_cover_the_bubble_and_its_tail():
+    spec = BubbleSpec("speech", "네", 0.1, 0.2, 0.4, 0.2, tail_x=0.3, tail_y=0.7)
+    assert rendering.bubble_bands([spec], 1000, top=500) == [(500 + 200 - 6, 500 + 700 + 6)]
+
+
+@pytest.mark.django_db
+def test_an_export_does_not_slice_through_a_bubble(user, django_capture_on_commit_callbacks):
+    ep = episode(user)
+    panel = uploaded_panel(user, ep)
+    services.set_panel_height(owner=user, panel_id=panel.public_id, height=2400)
+    # A bubble right where a plain 1280 px cut would go (y 1180-1420 of 2400).
+    services.add_bubble(owner=user, panel_id=panel.public_id, kind="speech",
+                        text="여기서 자르면 안 돼요", x=0.2, y=1180 / 2400, w=0.6, h=240 / 2400)
+    with django_capture_on_commit_callbacks(execute=True):
+        export = services.request_export(owner=user, episode_id=ep.public_id,
+                                         preset="webtoon_canvas", fmt="jpeg")
+    export = Export.objects.get(pk=export.pk)
+    assert export.state == "succeeded"
+    cuts = [image["top"] for image in export.images[1:]]
+    assert cuts and all(not 1180 - 6 < cut < 1420 + 6 for cut in cuts)
+    assert all(image["height"] <= 1280 for image in export.images)
