@@ -5,6 +5,7 @@ The backup ZIP holds everything needed to use the character again once fal's URL
     parkboss_backup.zip
     ├── lora_weights.safetensors
     ├── reference_sheet/01.jpg, 02.jpg, …   (the current version's training images)
+    ├── reference_sheet.png                 (the same images as one labelled grid)
     ├── samples/test_01.jpg … test_03.jpg
     ├── metadata.json
     └── original_photo.jpg
@@ -55,6 +56,7 @@ CHUNK = 1 << 20
 LORA_NAME = "lora_weights.safetensors"
 METADATA_NAME = "metadata.json"
 REFERENCE_DIR = "reference_sheet"
+SHEET_NAME = "reference_sheet.png"  # issue 16: the composed grid, beside the folder
 SAMPLES_DIR = "samples"
 PHOTO_STEM = "original_photo"
 # §7.1 names the reference folder differently on disk than in the ZIP (§5.3).
@@ -133,6 +135,8 @@ def backup_entries(character: Character) -> list[tuple[str, Opener]]:
                 lambda m=member: training_zip.open(m),
             )
         )
+    if references:
+        entries.append((SHEET_NAME, lambda: _sheet(character)))
     for number, sample in enumerate(_samples(character), start=1):
         name = sample.image.name
         entries.append(
@@ -157,6 +161,16 @@ def backup_entries(character: Character) -> list[tuple[str, Opener]]:
 
 def _ext(name: str) -> str:
     return _IMAGE_EXTS.get(name.rsplit(".", 1)[-1].lower(), "jpg")
+
+
+def _sheet(character: Character) -> BinaryIO:
+    """The stored sheet, or one drawn now for a character that has none yet."""
+    name = character.reference_sheet.name
+    if name and default_storage.exists(name):
+        return _open_stored(name)
+    from .reference_sheet import render_for  # lazy: drawing code, only when it is missing
+
+    return io.BytesIO(render_for(character) or b"")
 
 
 def _open_stored(name: str) -> BinaryIO:

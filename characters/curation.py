@@ -95,13 +95,22 @@ class Summary:
         }
 
     @property
+    def counter_mark(self) -> str:
+        # ✅ only when the selection can be trained (issue 15: never ✅ below the minimum).
+        return "✅" if self.meets_minimum else "⚠️"
+
+    @property
     def warning(self) -> str:
         if self.meets_minimum:
             return ""
         return _(
-            "선택한 이미지가 %(min)d장 미만이면 학습 품질이 낮아질 수 있습니다. "
-            "최소 %(min)d장 이상을 권장합니다."
-        ) % {"min": settings.MIN_SELECTED_CUTS}
+            "학습하려면 최소 %(min)d장을 선택해야 합니다. %(more)d장 더 선택하거나 "
+            "추가 생성으로 컷을 늘려주세요."
+        ) % {"min": settings.MIN_SELECTED_CUTS, "more": self.missing}
+
+    @property
+    def missing(self) -> int:
+        return max(0, settings.MIN_SELECTED_CUTS - self.selected_count)
 
     def as_api(self) -> dict:
         return {
@@ -120,6 +129,37 @@ class Summary:
 
 def training_cost() -> Decimal:
     return Decimal(str(settings.COST_PER_LORA_TRAINING)).quantize(Decimal("0.01"))
+
+
+# A check still running on a cut finished this recently holds "다음 단계" back; an older
+# one is a lost check (asked for again by recheck_stale_cuts) and must not block forever.
+CHECK_BLOCKS_SECONDS = 600
+
+
+def checks_running(session: CreationSession, now=None) -> int:
+    """Cuts whose quality check has not answered yet: the selection may still shrink."""
+    since = (now or timezone.now()) - timedelta(seconds=CHECK_BLOCKS_SECONDS)
+    return (
+        session.cuts.exclude(image="")
+        .filter(quality_ok__isnull=True, call__isnull=False, call__finished_at__gte=since)
+        .count()
+    )
+
+
+def require_trainable(session: CreationSession) -> None:
+    """The rule of SPEC §4 step 4 (issue 15): at least MIN_SELECTED_CUTS selected, and no
+    quality check still running, so the cost notice never counts more than the grid."""
+    if running := checks_running(session):
+        raise Conflict(
+            _("품질 검사가 아직 %(n)d장 남았습니다. 검사가 끝난 뒤 다시 시도해주세요.")
+            % {"n": running}
+        )
+    summary = summarize(session)
+    if not summary.meets_minimum:
+        raise InvalidInput(
+            _("학습하려면 최소 %(min)d장을 선택해야 합니다 (지금 %(n)d장).")
+            % {"min": settings.MIN_SELECTED_CUTS, "n": summary.selected_count}
+        )
 
 
 def summarize(session: CreationSession) -> Summary:
@@ -306,8 +346,12 @@ def check_cut(cut_id: int) -> Cut | None:
             other_fingerprints=list(others),
             category=cut.category,
         )
+    from .likeness import compare  # lazy: likeness imports this module
+
+    reference = photo_embedding(session.photo)
     fields = {
         "similarity": report.distance,
+        "identity": compare(report.embedding, reference),
         "quality_ok": report.ok,
         "quality_reasons": report.reasons,
         "fingerprint": report.fingerprint,

@@ -12,6 +12,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dlib
 import numpy as np
@@ -121,3 +122,59 @@ def face_distance(a: Sequence[float], b: Sequence[float]) -> float:
 
 def is_same_person(a: Sequence[float], b: Sequence[float]) -> bool:
     return face_distance(a, b) <= SAME_PERSON_MAX_DISTANCE
+
+
+@dataclass(frozen=True)
+class FoundFace:
+    """One face of a picture: its box in the picture's own pixels and its descriptor."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+    score: float
+    embedding: list[float]
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def center_x(self) -> float:
+        return (self.left + self.right) / 2
+
+
+def find_faces(image: Image.Image, *, limit: int = 4) -> list[FoundFace]:
+    """Every clear face of `image` (at most `limit`, the most likely first), each with its
+    descriptor: a scene with two characters has two faces to tell apart.
+
+    Low-scoring boxes are dropped when a confident face exists (clutter, see CONFIDENT_SCORE)."""
+    pixels = _detector_input(image)
+    back = max(image.size) / max(pixels.shape[:2])  # detector pixels -> image pixels
+    with _lock:
+        detector, predictor, model = _load_models()
+        faces, scores, _ = detector.run(pixels, 0, 0.0)
+        if not faces:
+            faces, scores, _ = detector.run(pixels, 1, 0.0)
+        pairs = sorted(zip(faces, scores, strict=True), key=lambda p: -p[1])
+        if any(score >= CONFIDENT_SCORE for _face, score in pairs):
+            pairs = [p for p in pairs if p[1] >= CONFIDENT_SCORE]
+        found = []
+        for face, score in pairs[:limit]:
+            landmarks = predictor(pixels, face)
+            descriptor = model.compute_face_descriptor(pixels, landmarks, 0)
+            found.append(
+                FoundFace(
+                    left=max(0, round(face.left() * back)),
+                    top=max(0, round(face.top() * back)),
+                    right=min(image.width, round(face.right() * back)),
+                    bottom=min(image.height, round(face.bottom() * back)),
+                    score=float(score),
+                    embedding=[float(v) for v in descriptor],
+                )
+            )
+    return found

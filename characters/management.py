@@ -22,6 +22,7 @@ from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
 from webtoon.media import media_url
+from webtoon.prompting.translate import english as prompt_english
 
 from .enums import CharacterStatus
 from .models import Character, CharacterImage
@@ -74,8 +75,13 @@ def update_character(
             raise InvalidInput(_("캐릭터 이름을 1~60자로 입력해주세요."))
         character.name = name
     if lora_scale_default is not None:
-        character.lora_scale_default = check_scale(lora_scale_default)
-    character.save(update_fields=["name", "lora_scale_default"])
+        scale = check_scale(lora_scale_default)
+        # Only a real change counts as the user's choice (the settings form always sends the
+        # value): from then on the scale sweep no longer sets it (issue 16).
+        if scale != round(character.lora_scale_default, 2):
+            character.lora_scale_user_set = True
+        character.lora_scale_default = scale
+    character.save(update_fields=["name", "lora_scale_default", "lora_scale_user_set"])
     if character.status == CharacterStatus.ACTIVE and character.local_backup_path:
         from .training import sync_local_copy
 
@@ -129,6 +135,7 @@ def character_files(character: Character) -> set[str]:
         names |= {version.lora_file.name, version.training_data.name}
     names |= {s.image.name for s in character.samples.all()}
     names |= {g.image.name for g in character.gallery.all()}
+    names |= {s.image.name for s in character.sweep.all()} | {character.reference_sheet.name}
     return {n for n in names if n}
 
 
@@ -137,6 +144,8 @@ def purge_character(character: Character) -> None:
     files = character_files(character)
     with transaction.atomic():
         character.delete()
+        # The jobs stay (spend history) but no longer point at the files deleted below.
+        RemoteCall.objects.filter(output_file__in=files).update(output_file="")
     for name in files:
         try:
             default_storage.delete(name)
@@ -173,7 +182,8 @@ def test_generate(
     if image_size not in IMAGE_SIZES:
         raise InvalidInput(_("지원하지 않는 이미지 크기입니다."))
     scale = check_scale(character.lora_scale_default if scale is None else scale)
-    full_prompt = with_trigger(prompt, character.trigger_word)
+    # Korean in, Korean out (issue 15): the page shows the words typed, fal gets English.
+    full_prompt = with_trigger(prompt_english(prompt), character.trigger_word)
     seed = random.randint(0, 2**31 - 1)
     arguments = {
         "prompt": full_prompt,
@@ -211,12 +221,15 @@ def test_image_finished(call: RemoteCall) -> None:
     if call.state == CallState.SUCCEEDED and flagged_unsafe(call.result):
         image.error = str(SAFETY_FILTER_MESSAGE)  # a blacked-out picture is not shown
     elif call.state == CallState.SUCCEEDED and call.output_file:
+        from . import likeness  # lazy: heavy dlib import
+
         image.image = call.output_file.name
         image.seed = (call.result or {}).get("seed", image.seed)
         image.error = ""
+        image.identity = likeness.judge_file(image.image, likeness.anchor_of(image.character))
     else:
         image.error = call.error_message or _("생성에 실패했습니다.")
-    image.save(update_fields=["image", "seed", "error"])
+    image.save(update_fields=["image", "seed", "error", "identity"])
 
 
 # --- shapes ---------------------------------------------------------------------------------------
@@ -236,10 +249,13 @@ def character_dict(character: Character) -> dict:
         "training_images_count": character.training_images_count,
         "candidate_images_count": character.candidate_images_count,
         "training_steps": character.training_steps,
-        "reference_sheet_url": media_url(character.training_data.name)
-        if character.training_data
+        # issue 16: the composed, labelled sheet of the selected cuts (a PNG), not the ZIP
+        "reference_sheet_url": media_url(character.reference_sheet.name)
+        if character.reference_sheet
         else None,
         "sample_images": [media_url(s.image.name) for s in current_samples(character) if s.image],
+        "sample_identity": [s.identity for s in current_samples(character) if s.image],
+        **_sweep_fields(character),
         "original_photo_url": media_url(character.photo.image.name) if character.photo else None,
         "created_at": character.created_at,
         "trained_at": character.trained_at,
@@ -251,7 +267,25 @@ def character_dict(character: Character) -> dict:
     }
 
 
+def _sweep_fields(character: Character) -> dict:
+    from .sweep import sweep_of  # lazy: sweep registers its job kind
+
+    sweep = sweep_of(character)
+    return {
+        "recommended_scale": sweep["recommended_scale"],
+        "recommended_scale_reason": sweep["reason"],
+        "sweep_running": sweep["running"],
+        "sweep_images": [
+            {k: i[k] for k in ("scale", "prompt", "seed", "url", "identity", "chosen")}
+            for i in sweep["images"]
+        ],
+    }
+
+
 def gallery_dict(image: CharacterImage) -> dict:
+    from .likeness import display, is_drawn  # lazy: heavy dlib import
+
+    shown = display(image.identity, drawn=is_drawn(image.character.style_id))
     return {
         "id": image.pk,
         "prompt": image.prompt,
@@ -260,5 +294,8 @@ def gallery_dict(image: CharacterImage) -> dict:
         "seed": image.seed,
         "url": media_url(image.image.name) if image.image else None,
         "error": image.error,
+        "identity": image.identity,
+        "identity_words": shown["words"] if image.image else "",
+        "identity_tone": shown["tone"],
         "created_at": image.created_at,
     }

@@ -91,6 +91,9 @@ class Cut(models.Model):
     quality_ok = models.BooleanField(_("품질 통과"), null=True, blank=True)
     quality_reasons = models.JSONField(default=list, blank=True)
     fingerprint = models.CharField(max_length=64, blank=True)
+    # {"distance", "verdict", "near_copy"} against the photo (characters.likeness); None:
+    # not measured yet, or the photo has no face.
+    identity = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -136,6 +139,10 @@ class Character(models.Model):
         db_index=True,
     )
     lora_scale_default = models.FloatField(_("기본 LoRA 강도"), default=0.8)
+    # True once the user set the default scale: the scale sweep no longer changes it.
+    lora_scale_user_set = models.BooleanField(default=False)
+    # The selected cuts as one labelled PNG grid (characters.reference_sheet).
+    reference_sheet = models.FileField(max_length=300, blank=True)
     training_images_count = models.PositiveIntegerField(_("학습 이미지 수"), default=0)
     candidate_images_count = models.PositiveIntegerField(default=0)
     training_steps = models.PositiveIntegerField(default=1500)
@@ -203,6 +210,7 @@ class Sample(models.Model):
     image = models.FileField(max_length=300, blank=True)
     seed = models.BigIntegerField(null=True, blank=True)
     similarity = models.FloatField(_("동일인 거리"), null=True, blank=True)
+    identity = models.JSONField(null=True, blank=True)
     call = models.ForeignKey(
         "jobs.RemoteCall", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -238,6 +246,13 @@ class CharacterVersion(models.Model):
     training_job = models.ForeignKey(
         "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # The scale sweep after training (characters.sweep): its job, the scale it recommends
+    # and why, in the user's words.
+    sweep_job = models.ForeignKey(
+        "jobs.Job", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    recommended_scale = models.FloatField(_("추천 LoRA 강도"), null=True, blank=True)
+    scale_reason = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     trained_at = models.DateTimeField(null=True, blank=True)
 
@@ -265,6 +280,7 @@ class CharacterImage(models.Model):
     image_size = models.CharField(max_length=24, default="square_hd")
     seed = models.BigIntegerField(null=True, blank=True)
     image = models.FileField(max_length=300, blank=True)
+    identity = models.JSONField(null=True, blank=True)
     call = models.ForeignKey(
         "jobs.RemoteCall", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
@@ -276,3 +292,29 @@ class CharacterImage(models.Model):
 
     def __str__(self) -> str:
         return f"test image of {self.character_id} at {self.scale}"
+
+
+class SweepImage(models.Model):
+    """One image of the scale sweep after a training: a prompt at a scale (issue 16)."""
+
+    character = models.ForeignKey(Character, on_delete=models.CASCADE, related_name="sweep")
+    version = models.ForeignKey(
+        CharacterVersion, on_delete=models.CASCADE, related_name="sweep_images"
+    )
+    scale = models.FloatField()
+    prompt_number = models.PositiveSmallIntegerField()
+    prompt = models.CharField(max_length=500)
+    seed = models.BigIntegerField(null=True, blank=True)
+    image = models.FileField(max_length=300, blank=True)
+    identity = models.JSONField(null=True, blank=True)
+    call = models.ForeignKey(
+        "jobs.RemoteCall", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["version", "prompt_number", "scale"]
+
+    def __str__(self) -> str:
+        return f"sweep {self.prompt_number} at {self.scale} of {self.version_id}"

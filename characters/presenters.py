@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
+from django.templatetags.static import static
 from django.utils.translation import gettext as _
 
 from webtoon.media import media_url
+from webtoon.prompting.translate import source_of
+from webtoon.ui.money import price_text, unit_price
+from webtoon.ui.sizes import size_choices, size_label
 
-from . import curation, generation, identity, management, training
+from . import (
+    curation,
+    generation,
+    identity,
+    likeness,
+    management,
+    reference_sheet,
+    sweep,
+    training,
+)
 from .enums import CutCategory
 from .models import CreationSession
-from .prompts import REALISTIC_FACE_STYLES, STYLE_PROMPTS
+from .prompts import REALISTIC_FACE_STYLES
 
 STYLE_ICONS = {
     "original": "📷",
@@ -21,7 +36,7 @@ STYLE_ICONS = {
     "custom": "🔧",
 }
 STYLE_HINTS = {
-    "original": _("사진은 사진대로, 그림은 그림대로. 표정과 포즈만 바꿉니다 (FLUX Kontext)."),
+    "original": _("올린 사진의 느낌 그대로, 표정과 포즈만 바꿉니다."),
     "realistic_sketch": _("실사 얼굴에 손그림 몸체, 카톡 이모티콘 느낌"),
     "chibi_2head": _("큰 머리, 작은 몸의 귀여운 2등신"),
     "kakao_emoticon": _("둥근 선, 밝은 파스텔 색"),
@@ -38,7 +53,7 @@ def style_options(form) -> list[dict]:
             "label": label,
             "icon": STYLE_ICONS[value],
             "hint": STYLE_HINTS[value],
-            "keywords": STYLE_PROMPTS.get(value, ""),
+            "example": static(f"img/styles/{value}.svg"),
             "checked": value == chosen,
         }
         for value, label in form.fields["style_id"].choices
@@ -51,6 +66,7 @@ def cut_cells(session: CreationSession) -> list[dict]:
     for cut in session.cuts.select_related("call").order_by("number"):
         state = generation.cut_state(cut)
         checking = state == "completed" and cut.quality_ok is None
+        shown = None if cut.quality_ok is None else likeness.display(cut.identity, drawn=not judged)
         cells.append(
             {
                 "number": cut.number,
@@ -64,6 +80,9 @@ def cut_cells(session: CreationSession) -> list[dict]:
                 "quality_ok": cut.quality_ok,
                 "reasons": cut.quality_reasons,
                 "distance": cut.similarity,
+                "identity": cut.identity,
+                "identity_words": shown["words"] if shown else "",
+                "identity_tone": shown["tone"] if shown else "",
                 "judged": judged,
                 "busy": state in ("pending", "generating"),
                 "token": f"{cut.number}.{state}.{cut.quality_ok}",
@@ -88,6 +107,7 @@ def curation_context(session: CreationSession) -> dict:
         "additional_cost": curation.additional_cost(settings.GENERATION_ADDITIONAL_COUNT),
         "min_selected": settings.MIN_SELECTED_CUTS,
         "deadline_message": generation.deadline_message(session),
+        "checks_running": curation.checks_running(session),
     }
 
 
@@ -112,6 +132,7 @@ def character_context(character) -> dict:
             spent += character.samples_job.cost_recorded
     else:
         spent = 0
+    drawn = likeness.is_drawn(character.style_id)
     samples = [
         {
             "number": s.number,
@@ -119,17 +140,26 @@ def character_context(character) -> dict:
             "url": media_url(s.image.name) if s.image else None,
             "distance": s.similarity,
             "same": s.similarity is not None and s.similarity <= identity.SAME_PERSON_MAX_DISTANCE,
+            "identity": s.identity,
+            "identity_words": likeness.words(s.identity, drawn=drawn) if s.image else "",
         }
         for s in sorted(training.current_samples(character), key=lambda s: s.number)
     ]
     samples_running = bool(character.samples_job and not character.samples_job.is_terminal)
     retraining = character.status == "active" and bool(job and not job.is_terminal)
-    gallery = [management.gallery_dict(g) for g in character.gallery.all()[:24]]
+    gallery = gallery_items(character.gallery.all()[:24])
+    scale_sweep = sweep.sweep_of(character)
+    if character.status == "active" and not character.reference_sheet:
+        reference_sheet.request_build_once(character)  # made before issue 16: drawn now
     return {
         "character": character,
         "status": status,
         "samples": samples,
         "samples_running": samples_running,
+        "sweep": scale_sweep,
+        "reference_sheet_url": media_url(character.reference_sheet.name)
+        if character.reference_sheet
+        else None,
         "consistency": training.consistency(character),
         "training_time": _duration_ko(character.training_seconds),
         "total_cost": spent,
@@ -139,6 +169,7 @@ def character_context(character) -> dict:
         "poor_result_hint": _(training.POOR_RESULT_HINT),
         "polling": character.status in ("queued", "training")
         or samples_running
+        or scale_sweep["running"]
         or retraining
         or any(g["url"] is None and not g["error"] for g in gallery),
         "retraining": retraining,
@@ -147,7 +178,37 @@ def character_context(character) -> dict:
         "scale_min": settings.LORA_SCALE_MIN,
         "scale_max": settings.LORA_SCALE_MAX,
         "krw_per_usd": settings.KRW_PER_USD,
+        "remaining_text": remaining_text(status["estimated_remaining_seconds"]) if status else "",
+        "test_sizes": size_choices(management.IMAGE_SIZES),
+        "test_price": price_text(unit_price("COST_PER_LORA_INFERENCE")),
     }
+
+
+def remaining_text(seconds: int | None) -> str:
+    """Minutes, not seconds (issue 15): "약 18분", "1분 이내"."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return _("1분 이내")
+    return _("약 %(m)d분") % {"m": math.ceil(seconds / 60)}
+
+
+def gallery_items(images) -> list[dict]:
+    """Test images as the page shows them: the words the user typed (Korean in, Korean
+    out), the size in Korean; the English prompt stays behind "프롬프트 보기"."""
+    rows = []
+    for image in images:
+        row = management.gallery_dict(image)
+        row["prompt_ko"] = _typed_words(row["prompt"], image)
+        row["size_label"] = size_label(row["image_size"])
+        rows.append(row)
+    return rows
+
+
+def _typed_words(prompt: str, image) -> str:
+    trigger = image.character.trigger_word
+    rest = prompt[len(trigger) :].lstrip(", ") if prompt.startswith(trigger) else prompt
+    return source_of(rest) or rest or _("(기본 모습)")
 
 
 def card_context(character) -> dict:

@@ -76,6 +76,7 @@ class QualityReport:
     distance: float | None = None  # to the uploaded photo; None if either side has no face
     face_found: bool = False
     fingerprint: str = ""  # 256-bit dHash as 64 hex digits
+    embedding: list[float] | None = None  # the cut's face descriptor (None: no face)
 
 
 def fingerprint(image: Image.Image) -> str:
@@ -139,6 +140,7 @@ def assess_cut(
         distance=distance,
         face_found=embedding is not None,
         fingerprint=hash_hex,
+        embedding=embedding,
     )
 
 

@@ -11,7 +11,10 @@ def characters_for(owner) -> QuerySet[Character]:
     return (
         Character.objects.filter(owner=owner)
         .exclude(status=CharacterStatus.DELETED)
-        .select_related("training_job", "current_version", "photo")
-        .prefetch_related(Prefetch("samples", queryset=Sample.objects.order_by("number")))
+        .select_related("training_job", "current_version__sweep_job", "photo")
+        .prefetch_related(
+            Prefetch("samples", queryset=Sample.objects.order_by("number")),
+            "current_version__sweep_images",  # recommended scale and sweep (issue 16)
+        )
         .order_by("-created_at")
     )

@@ -42,7 +42,8 @@ from PIL import Image
 
 from webtoon.accounts.throttle import check_action
 from webtoon.exceptions import DomainError, InvalidInput
-from webtoon.imaging import BackendError, get_backend
+from webtoon.imaging import BackendError
+from webtoon.jobs import hosting
 from webtoon.media import user_file_name
 from webtoon.text import clean_data, contains_control
 
@@ -144,8 +145,10 @@ def restore_from_backup(*, owner, upload: BinaryIO) -> Character:
     with tempfile.TemporaryDirectory(prefix="webtoon-restore-") as tmp:
         backup = validate_backup(upload, Path(tmp))
         character = _register(owner, backup)
+    from .reference_sheet import request_build  # lazy: as sync_local_copy, a step further on
     from .training import sync_local_copy
 
+    request_build(character)
     sync_local_copy(character)
     return character
 
@@ -276,6 +279,9 @@ def _plan(infos: list[zipfile.ZipInfo]) -> _Plan:
                 raise _duplicate(info.filename)
             _check_size(info, max_image_bytes())
             plan.photo = info
+        elif name.lower() == "reference_sheet.png":
+            # Our composed grid (issue 16): drawn again from the restored images, never read.
+            _check_size(info, max_image_bytes())
         elif m := _REFERENCE.match(name):
             _numbered(references, int(m.group(1)), info)
         elif m := _SAMPLE.match(name):
@@ -673,7 +679,7 @@ def _register(owner, backup: ValidBackup) -> Character:
             _store(stored, owner, "photos", "jpg", backup.photo.path) if backup.photo else ""
         )
         sample_names = [_store(stored, owner, "samples", "jpg", s.path) for s in backup.samples]
-        lora_url = _upload_lora(backup.lora_path)
+        lora_url = _upload_lora(backup.lora_path, lora_name)
         with transaction.atomic():
             photo = _create_photo(owner, backup.photo, photo_name) if backup.photo else None
             character = _reserve(owner, backup.metadata, photo)
@@ -713,13 +719,17 @@ def _store(stored: list[str], owner, folder: str, ext: str, path: Path) -> str:
     return name
 
 
-def _upload_lora(path: Path) -> str:
+def _upload_lora(path: Path, storage_name: str) -> str:
     """SPEC §7: the safetensors re-uploaded to the backend (fal, or offline) for a new URL."""
     # The backend interface takes bytes: a 1 GB LoRA is read into memory once, here.
     data = path.read_bytes()
     try:
-        return get_backend(settings.WEBTOON_BACKEND).upload(
-            data, "application/octet-stream", "lora_weights.safetensors"
+        return hosting.upload(
+            settings.WEBTOON_BACKEND,
+            data,
+            content_type="application/octet-stream",
+            file_name="lora_weights.safetensors",
+            storage_name=storage_name,
         )
     except BackendError as exc:
         logger.warning("LoRA re-upload for a restore failed: %r", exc)

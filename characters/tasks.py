@@ -20,3 +20,14 @@ def purge_deleted() -> int:
     from . import management
 
     return management.purge_deleted()
+
+
+def build_reference_sheet(character_id: int) -> None:
+    from . import reference_sheet  # lazy: Pillow drawing, only in the worker
+    from .models import Character
+
+    character = Character.objects.filter(pk=character_id).first()
+    if character is None:
+        logger.info("character %s is gone; no reference sheet", character_id)
+        return
+    reference_sheet.build_and_store(character)

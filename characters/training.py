@@ -26,16 +26,17 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from webtoon.exceptions import Conflict, InvalidInput
-from webtoon.imaging import get_backend
-from webtoon.jobs import limits
+from webtoon.jobs import hosting, limits
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, JobState, RemoteCall
-from webtoon.media import user_file_name
+from webtoon.jobs.presenters import wait_message
+from webtoon.jobs.progress import estimate_from_elapsed
+from webtoon.media import media_url, user_file_name
 from webtoon.notifications.services import notify
 
-from . import identity, trigger_words
-from .curation import photo_embedding
+from . import identity, reference_sheet, sweep, trigger_words
+from .curation import photo_embedding, require_trainable
 from .enums import CharacterStatus, SessionState
 from .models import Character, CharacterVersion, CreationSession, Cut, Sample
 from .packaging import TrainingItem, caption_for, write_training_zip
@@ -94,11 +95,40 @@ UNKNOWN_MESSAGE = (
 )
 
 
+# fal ran the request before it failed (a 422 model error, a cancel while running): fal may
+# have billed it, so "not charged" is not said (fal's FAQ: a 422 may be charged).
+FAILED_MAYBE_CHARGED = (
+    "학습에 실패했습니다. fal에서 실행된 뒤 실패한 요청이라 비용이 청구되었을 수 있습니다. "
+    "다른 이미지로 다시 시도해주세요."
+)
+TIMEOUT_MAYBE_CHARGED = (
+    "학습 시간이 60분을 넘겨 중단했습니다. 실행 중이던 요청이라 비용이 청구되었을 수 있습니다."
+)
+CONTENT_REFUSED_MESSAGE = (
+    "fal의 안전 정책에 걸려 학습할 수 없습니다. 비용이 청구되었을 수 있습니다. "
+    "다른 이미지로 다시 시도해주세요."
+)
+NO_CHARGE_CLAIM = (UNKNOWN_MESSAGE, FAILED_MAYBE_CHARGED, TIMEOUT_MAYBE_CHARGED,
+                   CONTENT_REFUSED_MESSAGE)
+
+
 def _failure_text(message: str) -> str:
-    """The failure as the user reads it: "not charged" only where that is known to be true."""
-    if message == UNKNOWN_MESSAGE:
+    """The failure as the user reads it: "not charged" only where that is known to be true
+    (fal never ran the request: refused at submit, cancelled while queued)."""
+    if message in NO_CHARGE_CLAIM:
         return _(message)
     return f"{_(message or FAILED_MESSAGE)} {_(NOT_CHARGED)}"
+
+
+def _failure_message(job: Job) -> str:
+    if job.error_code == "submit_unknown":
+        return UNKNOWN_MESSAGE
+    if job.error_code == "content_policy":
+        return CONTENT_REFUSED_MESSAGE
+    charged = jobs.charge_state(job) != "none"
+    if job.error_code == "deadline":
+        return TIMEOUT_MAYBE_CHARGED if charged else TIMEOUT_MESSAGE
+    return FAILED_MAYBE_CHARGED if charged else FAILED_MESSAGE
 
 BACKUP_FAILED = "로컬 백업에 실패했습니다. 수동으로 다운로드해주세요."
 POOR_RESULT_HINT = "학습 결과가 만족스럽지 않으면 재학습을 시도해보세요"
@@ -130,6 +160,7 @@ def prepare_training_data(
     cuts = list(session.cuts.filter(selected=True).exclude(image="").order_by("number"))
     if not cuts:
         raise InvalidInput(_("학습에 쓸 이미지가 없습니다. 컷을 한 장 이상 선택해 주세요."))
+    require_trainable(session)
     base = (
         trigger_words.validate_trigger_word(trigger_word)
         if trigger_word
@@ -237,7 +268,13 @@ def _store_package(character: Character, items: list[TrainingItem]) -> None:
         try:
             tmp.seek(0)
             backend = settings.WEBTOON_BACKEND
-            url = get_backend(backend).upload(tmp.read(), "application/zip", "training.zip")
+            url = hosting.upload(
+                backend,
+                tmp.read(),
+                content_type="application/zip",
+                file_name="training.zip",
+                storage_name=stored,
+            )
         except BaseException:
             default_storage.delete(stored)
             raise
@@ -266,11 +303,14 @@ def cost_breakdown(character: Character | None = None) -> dict:
     generation = image * (cuts or settings.GENERATION_CUTS_COUNT)
     training = Decimal(str(settings.COST_PER_LORA_TRAINING))
     tests = inference * len(SAMPLE_PROMPTS)
+    sweep_total = sweep.cost()
     return {
         "generation": _money(generation),
         "training": _money(training),
         "test_images": _money(tests),
-        "total": _money(generation + training + tests),
+        # issue 16: the scale sweep that picks the default strength after training
+        "scale_sweep": {**_money(sweep_total), "images": sweep.image_count()},
+        "total": _money(generation + training + tests + sweep_total),
         "per_image": _money(inference),
         "per_episode": _money(inference * 10),
     }
@@ -512,7 +552,13 @@ def training_data_url(character: Character, backend_name: str) -> str:
     if character.training_data_url and character.training_data_backend == backend_name:
         return character.training_data_url
     with character.training_data.open("rb") as fh:
-        url = get_backend(backend_name).upload(fh.read(), "application/zip", "training.zip")
+        url = hosting.upload(
+            backend_name,
+            fh.read(),
+            content_type="application/zip",
+            file_name="training.zip",
+            storage_name=character.training_data.name,
+        )
     Character.objects.filter(pk=character.pk).update(
         training_data_url=url, training_data_backend=backend_name
     )
@@ -527,10 +573,7 @@ def training_finished(job: Job) -> None:
     else:
         if not character.current_version_id:  # a failed retrain keeps the version it had
             character.status = CharacterStatus.FAILED
-        character.failure_message = {
-            "deadline": TIMEOUT_MESSAGE,
-            "submit_unknown": UNKNOWN_MESSAGE,
-        }.get(job.error_code, FAILED_MESSAGE)
+        character.failure_message = _failure_message(job)
         character.save(update_fields=["status", "failure_message"])
         notify(
             character.owner,
@@ -576,6 +619,8 @@ def _activate(character: Character, call: RemoteCall, job: Job) -> None:
         if character.session_id:
             CreationSession.objects.filter(pk=character.session_id).update(state=SessionState.DONE)
         start_samples(character)
+        sweep.start_sweep(character)  # issue 16: the default strength, measured
+        reference_sheet.request_build(character)
 
 
 # --- step 7: test images ------------------------------------------------------------------------
@@ -623,20 +668,16 @@ def sample_finished(call: RemoteCall) -> None:
         return
     sample.image = call.output_file.name
     sample.seed = (call.result or {}).get("seed")
-    sample.similarity = _distance_to_photo(sample)
-    sample.save(update_fields=["image", "seed", "similarity"])
+    sample.identity = _identity_of(sample)
+    sample.similarity = (sample.identity or {}).get("distance")
+    sample.save(update_fields=["image", "seed", "similarity", "identity"])
 
 
-def _distance_to_photo(sample: Sample) -> float | None:
-    from PIL import Image
+def _identity_of(sample: Sample) -> dict | None:
+    from . import likeness  # lazy: likeness imports curation, which imports this module's kin
 
     photo = sample.character.photo
-    reference = photo_embedding(photo) if photo else None
-    if not reference:
-        return None
-    with sample.image.open("rb") as fh, Image.open(fh) as im:
-        embedding = identity.face_embedding(im.convert("RGB"))
-    return identity.face_distance(reference, embedding) if embedding else None
+    return likeness.judge_file(sample.image, photo_embedding(photo) if photo else None)
 
 
 def samples_finished(job: Job) -> None:
@@ -699,7 +740,23 @@ def training_status(*, owner, task_id) -> dict:
     call = job.calls.order_by("-pk").first()
     job.refresh_from_db()
     character = Character.objects.get(pk=job.subject["character"])
-    return status_of(character, job, call)
+    return status_of(character, job, call) | {"test_images": test_images(character)}
+
+
+def test_images(character: Character) -> list[dict]:
+    """The 3 test images after training (issue 15): url once ready, else where they stand."""
+    if character.status != CharacterStatus.ACTIVE:
+        return []
+    samples_job = character.samples_job
+    rows = []
+    for sample in sorted(current_samples(character), key=lambda s: s.number):
+        if sample.image:
+            rows.append({"url": media_url(sample.image.name), "status": "ready"})
+        elif samples_job is not None and samples_job.is_terminal:
+            rows.append({"url": None, "status": "failed"})
+        else:
+            rows.append({"url": None, "status": "generating"})
+    return rows
 
 
 def status_of(character: Character, job: Job, call: RemoteCall | None) -> dict:
@@ -713,6 +770,11 @@ def status_of(character: Character, job: Job, call: RemoteCall | None) -> dict:
     elif call is not None and call.state in (CallState.RUNNING, CallState.SUCCEEDED):
         # SUCCEEDED while the job is not: the runner is between saving the two.
         status, percent = "training", int(min(call.progress, 0.99) * 100)
+        if not call.current_step and started:
+            # No step in the logs: the elapsed-time estimate as of now, so a watching page's
+            # bar moves on every read, not only when a pass ran (issue 15).
+            ran = (now - started).total_seconds()
+            percent = max(percent, int(estimate_from_elapsed(ran, EXPECTED_TRAINING_SECONDS) * 100))
     else:
         status, percent = "preparing", 0
     total = call.total_steps if call and call.total_steps else character.training_steps
@@ -732,6 +794,7 @@ def status_of(character: Character, job: Job, call: RemoteCall | None) -> dict:
         "elapsed_seconds": elapsed,
         "cost": float(TRAINING.unit_cost),
         "message": _status_message(character, job),
+        "wait_message": wait_message(job, [call] if call else []),
     }
 
 

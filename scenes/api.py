@@ -3,12 +3,15 @@
 from datetime import datetime
 from uuid import UUID
 
+from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
+from webtoon.jobs.presenters import wait_message
 from webtoon.media import media_url
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
-from . import services
+from . import separation, services
+from .identity import cast_identity
 from .models import Scene
 
 router = Router(tags=["scene"])
@@ -36,6 +39,17 @@ class TwoIn(Schema):
     b_action: str = Field("", max_length=200, description="B's expression/action")
     lora_scale_a: float = services.TWO_SCALES[0]
     lora_scale_b: float = services.TWO_SCALES[1]
+    separate_identities: bool = Field(
+        True,
+        description="compose with both LoRAs, then repaint each face with only its own LoRA "
+        "(fal-ai/flux-lora/inpainting, one call per character); false: one pass",
+    )
+
+
+class IdentityOut(Schema):
+    distance: float | None
+    verdict: str = Field(description="same | unsure | different | no_face")
+    near_copy: bool
 
 
 class CastOut(Schema):
@@ -44,6 +58,27 @@ class CastOut(Schema):
     trigger_word: str
     version: int | None
     scale: float
+    identity: IdentityOut | None = Field(
+        None, description="the face matched to this character against its photo; null: not "
+        "measured (still generating, or the photo has no face)"
+    )
+    identity_words: str
+
+
+class EstimateOut(Schema):
+    compose: float
+    inpaint_each: float
+    inpaint_count: int
+    total: float
+    total_krw: int
+
+
+class StageOut(Schema):
+    stage: str = Field(description="compose | inpaint_a | inpaint_b")
+    label: str
+    image_url: str | None
+    cost: float
+    arguments: dict
 
 
 class SceneOut(Schema):
@@ -57,8 +92,15 @@ class SceneOut(Schema):
     seed: int | None
     image_url: str | None
     error: str
+    # "대기 중 (앞에 N건)" while it waits for a slot at fal, or that generation is paused.
+    wait_message: str = ""
     warnings: list[str]
     characters: list[CastOut]
+    separate_identities: bool
+    separation: str = Field(description="'' (one pass) | running | done | skipped | failed")
+    estimate: EstimateOut
+    stages: list[StageOut]
+    retry_suggested: bool = Field(description="a character came out `different`: regenerate")
     created_at: datetime
 
 
@@ -69,6 +111,7 @@ class ListIn(Schema):
 
 def scene_dict(scene: Scene) -> dict:
     job = scene.job
+    identities = {row["role"]: row for row in cast_identity(scene)}
     return {
         "scene_id": str(scene.public_id),
         "task_id": str(job.public_id) if job else None,
@@ -80,6 +123,7 @@ def scene_dict(scene: Scene) -> dict:
         "seed": scene.seed,
         "image_url": media_url(scene.image.name) if scene.image else None,
         "error": scene.error,
+        "wait_message": wait_message(job) if job and not scene.image else "",
         "warnings": scene.warnings,
         "characters": [
             {
@@ -88,9 +132,29 @@ def scene_dict(scene: Scene) -> dict:
                 "trigger_word": c.trigger_word,
                 "version": c.version.number if c.version else None,
                 "scale": c.scale,
+                "identity": c.identity,
+                "identity_words": identities[c.role]["words"],
+                "identity_tone": identities[c.role]["tone"],
             }
             for c in scene.cast.all()
         ],
+        "separate_identities": scene.separate_identities,
+        "separation": scene.separation,
+        "estimate": separation.estimate(
+            scene.separate_identities and scene.mode == Scene.Mode.TWO, scene.image_size
+        ),
+        "stages": [
+            {
+                "stage": stage["stage"],
+                "label": _(separation.STAGE_LABELS.get(stage["stage"], stage["stage"])),
+                "image_url": media_url(stage["image"]) if stage.get("image") else None,
+                "cost": stage.get("cost", 0.0),
+                "arguments": stage.get("arguments") or {},
+            }
+            for stage in scene.stages
+        ],
+        "retry_suggested": bool(scene.image)
+        and any((c.identity or {}).get("verdict") == "different" for c in scene.cast.all()),
         "created_at": scene.created_at,
     }
 
@@ -129,8 +193,19 @@ def generate_two_characters(request, payload: TwoIn):
         a_action=payload.a_action,
         b_action=payload.b_action,
         extra_character_ids=[payload.character_c_id] if payload.character_c_id else None,
+        separate_identities=payload.separate_identities,
     )
     return Status(202, _reloaded(scene))
+
+
+class EstimateIn(Schema):
+    separate_identities: bool = True
+
+
+@router.get("/estimate-two-characters", response={200: EstimateOut, **ERRORS})
+def estimate_two_characters(request, params: Query[EstimateIn]):
+    """What a two-character scene will cost, before it is paid (issue 16)."""
+    return separation.estimate(params.separate_identities)
 
 
 @router.get("/list", response={200: list[SceneOut], **ERRORS})

@@ -34,6 +34,14 @@ class Scene(models.Model):
     )
     error = models.TextField(blank=True)
     warnings = models.JSONField(default=list, blank=True)
+    # Two characters, one identity each (issue 16): compose with both LoRAs, then repaint
+    # each face with only its own LoRA. `separation`: "" (single pass) | running | done |
+    # skipped (fewer than two faces: the composed image stands) | failed.
+    separate_identities = models.BooleanField(_("인물 분리"), default=False)
+    separation = models.CharField(max_length=12, blank=True)
+    # Every stage in order: {"stage": compose|inpaint_a|inpaint_b, "call": id, "image",
+    # "arguments", "cost", "faces"?}; the last stage's image is the scene's image.
+    stages = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -59,6 +67,8 @@ class SceneCharacter(models.Model):
     trigger_word = models.CharField(max_length=40)
     lora_url = models.URLField(max_length=1000)
     scale = models.FloatField()
+    # The face matched to this character against its photo (characters.likeness shape).
+    identity = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["scene", "role"]

@@ -20,12 +20,16 @@ from characters.management import check_scale
 from characters.models import Character
 from webtoon.exceptions import InvalidInput
 from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
+from webtoon.jobs import limits
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, RemoteCall
+from webtoon.prompting.translate import scene_english as english  # dictionary, else the LLM
 
+from . import separation
+from .identity import measure_cast
 from .models import Scene, SceneCharacter
-from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS, english
+from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS
 
 SCENE = register(
     JobKind(
@@ -157,8 +161,11 @@ def generate_two_characters(
     b_action: str = "",
     extra_character_ids: list | None = None,
     style: str = "",
+    separate_identities: bool = True,
 ) -> Scene:
-    """`style`: a style preset's keywords, added at the end of the prompt (episodes)."""
+    """`style`: a style preset's keywords, added at the end of the prompt (episodes).
+    `separate_identities`: after the two-LoRA pass, repaint each face with only its own
+    LoRA (scenes.separation); False keeps the single pass."""
     if extra_character_ids:
         raise InvalidInput(_(THREE_OR_MORE))
     if character_a_id == character_b_id:
@@ -180,7 +187,8 @@ def generate_two_characters(
     if style:
         inputs["style"] = style
     warnings = [_(SCALE_SUM_WARNING)] if a.scale + b.scale > MAX_SCALE_SUM else []
-    return _create(owner, Scene.Mode.TWO, prompt, [a, b], TWO_SIZE, TWO_STEPS, inputs, warnings)
+    return _create(owner, Scene.Mode.TWO, prompt, [a, b], TWO_SIZE, TWO_STEPS, inputs, warnings,
+                   separate=separate_identities)
 
 
 # --- the job ------------------------------------------------------------------------------------
@@ -198,11 +206,19 @@ def scene_arguments(scene: Scene, cast: list[SceneCharacter]) -> dict:
     return args
 
 
-def _create(owner, mode, prompt, cast, image_size, steps, inputs, warnings=()) -> Scene:
+def _create(
+    owner, mode, prompt, cast, image_size, steps, inputs, warnings=(), *, separate=False
+) -> Scene:
+    separate = bool(separate) and mode == Scene.Mode.TWO
     with transaction.atomic():
+        if separate:
+            # The whole estimate (compose + two inpaints) against the owner's limits, before
+            # anything is created; create_job checks the compose call again in its turn.
+            limits.check_costly(owner, separation.total(image_size))
         scene = Scene.objects.create(
             owner=owner,
             mode=mode,
+            separate_identities=separate,
             prompt=prompt,
             image_size=image_size,
             steps=steps,
@@ -235,13 +251,25 @@ def _start(scene: Scene, roles: list[SceneCharacter]) -> None:
         subject={"scene": scene.pk},
         limited=True,  # every scene is the owner's request (scene page, API, episode panels)
     )
+    if scene.separate_identities:
+        # The job is created with its first stage; the inpaints are added as it goes, and
+        # the day's spend counts all three from the start (a skipped inpaint is not paid).
+        job.cost_estimated = separation.total(scene.image_size)
+        job.save(update_fields=["cost_estimated"])
     scene.job, scene.call = job, job.calls.get()
     scene.save(update_fields=["job", "call"])
 
 
 def scene_finished(call: RemoteCall) -> None:
-    scene = Scene.objects.filter(call=call).first()
+    scene = Scene.objects.filter(job_id=call.job_id).first()
     if scene is None:
+        return
+    if scene.separate_identities and not (
+        call.state == CallState.SUCCEEDED and call.slot == 0 and flagged_unsafe(call.result)
+    ):
+        if call.slot == 0:
+            _note_rehosted_loras(scene, call)
+        separation.stage_finished(scene, call)
         return
     if call.state == CallState.SUCCEEDED and flagged_unsafe(call.result):
         scene.error = str(SAFETY_FILTER_MESSAGE)  # a blacked-out picture; [다시 생성] stays
@@ -249,15 +277,23 @@ def scene_finished(call: RemoteCall) -> None:
         scene.image = call.output_file.name
         scene.seed = (call.result or {}).get("seed", scene.seed)
         scene.error = ""
-        # An expired LoRA was re-hosted on the way: the scene records the URL it really used.
-        used = {lora["path"] for lora in call.arguments.get("loras") or []}
-        for role in scene.cast.all():
-            if role.lora_url not in used and role.character and role.character.lora_url in used:
-                role.lora_url = role.character.lora_url
-                role.save(update_fields=["lora_url"])
+        _note_rehosted_loras(scene, call)
     else:
         scene.error = call.error_message or _("생성에 실패했습니다.")
     scene.save(update_fields=["image", "seed", "error"])
+    if scene.image:
+        measure_cast(scene)
+
+
+def _note_rehosted_loras(scene: Scene, call: RemoteCall) -> None:
+    """An expired LoRA was re-hosted on the way: the scene records the URL it really used."""
+    if call.state != CallState.SUCCEEDED:
+        return
+    used = {lora["path"] for lora in call.arguments.get("loras") or []}
+    for role in scene.cast.all():
+        if role.lora_url not in used and role.character and role.character.lora_url in used:
+            role.lora_url = role.character.lora_url
+            role.save(update_fields=["lora_url"])
 
 
 # --- the gallery ----------------------------------------------------------------------------------
@@ -282,17 +318,19 @@ def regenerate(*, owner, scene_id) -> Scene:
     ]
     if len(cast) != old.cast.count():
         raise InvalidInput(_("이 씬의 캐릭터가 삭제되어 다시 만들 수 없습니다."))
+    warnings = [w for w in old.warnings if w not in separation.OUTCOME_MESSAGES]
     return _create(
-        owner, old.mode, old.prompt, cast, old.image_size, old.steps, old.inputs, old.warnings
+        owner, old.mode, old.prompt, cast, old.image_size, old.steps, old.inputs, warnings,
+        separate=old.separate_identities,
     )
 
 
 def delete_scene(*, owner, scene_id) -> None:
     scene = scene_for(owner, scene_id)
-    name = scene.image.name
+    names = {scene.image.name, *(stage.get("image") for stage in scene.stages)}
     from episodes.services import keep_scene_pictures  # episodes builds on scenes
 
     keep_scene_pictures(scene)  # panels showing it get their own copy first
     scene.delete()
-    if name:
+    for name in names - {"", None}:
         default_storage.delete(name)

@@ -10,7 +10,7 @@ from characters.presenters import STYLE_ICONS
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.params import uuid_or_none
 
-from . import services
+from . import separation, services
 from .api import scene_dict
 from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS
 
@@ -55,6 +55,8 @@ def index(request):
         "scenes": [scene_dict(s) for s in scenes],
         "filter": str(filter_id or ""),
         "sizes": services.IMAGE_SIZES,
+        "estimate_separated": separation.estimate(True),
+        "estimate_single": separation.estimate(False),
     }
     return render(request, "scenes/index.html", context)
 
@@ -101,6 +103,10 @@ def generate_two(request):
             situation=post.get("situation", ""),
             a_action=post.get("a_action", ""),
             b_action=post.get("b_action", ""),
+            # An unticked box sends nothing: the form marks that it showed the box.
+            separate_identities=post.get("separate_identities") == "on"
+            if "separation_choice" in post
+            else True,
         ),
     )
 

@@ -21,6 +21,7 @@ SECRET_KEY = env("SECRET_KEY", default="dev-insecure-change-me-in-production-3f9
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "webtoon.views.csrf_failure"  # a Korean page, not Django's English one
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -42,6 +43,8 @@ INSTALLED_APPS = [
     "webtoon.accounts",
     "webtoon.jobs",
     "webtoon.notifications",
+    "webtoon.ui",
+    "webtoon.prompting",
     "characters",
     "scenes",
     "episodes",
@@ -256,9 +259,36 @@ FAL_ENDPOINTS = {
     "styled": env("FAL_ENDPOINT_STYLED", default="fal-ai/flux-2/edit"),
     "trainer": env("FAL_ENDPOINT_TRAINER", default="fal-ai/flux-lora-portrait-trainer"),
     "lora": env("FAL_ENDPOINT_LORA", default="fal-ai/flux-lora"),
+    # Repaint one character's face and hair with only its LoRA (issue 16, FAL.md §5).
+    "inpaint": env("FAL_ENDPOINT_INPAINT", default="fal-ai/flux-lora/inpainting"),
 }
 # Hosts a result file may be downloaded from (https only, no redirects).
 FAL_FILE_HOSTS = env.list("FAL_FILE_HOSTS", default=["v3.fal.media", "v3b.fal.media", "fal.media"])
+# fal's own buckets on shared hosts, allowed by host *and* path prefix (trainer results often
+# come from storage.googleapis.com/fal-flux-lora/...); never the whole shared host.
+FAL_FILE_PREFIXES = env.list(
+    "FAL_FILE_PREFIXES",
+    default=["storage.googleapis.com/fal-flux-lora/", "storage.googleapis.com/falserverless/"],
+)
+# Files we host on fal (photo, training ZIP, LoRA) are uploaded again before reuse once they
+# are this old (fal keeps media "at least 7 days").
+FAL_UPLOAD_MAX_AGE_SECONDS = env.int("FAL_UPLOAD_MAX_AGE_SECONDS", default=6 * 24 * 3600)
+# Requests in flight at fal at once for the whole product (fal runs 2 at a time on a new
+# account, up to 40 later, and queues the rest first in, first out). 0 = unlimited. Above it,
+# work waits in our own queue, shared round robin by user, oldest first.
+FAL_ACCOUNT_CONCURRENCY = env.int("FAL_ACCOUNT_CONCURRENCY", default=0)
+# While fal refuses the account (401/403 locked), one request is let through this often to see
+# whether it works again.
+FAL_ACCOUNT_PROBE_SECONDS = env.int("FAL_ACCOUNT_PROBE_SECONDS", default=60)
+# Prices per endpoint: "<amount>/mp" (per megapixel of each output image, 1024² = 1 MP),
+# "/image", "/run" or "/step". FAL_PRICES="fal-ai/flux-lora=0.035/mp,fal-ai/x=0.05/image"
+# adds or replaces entries. An endpoint not listed costs its kind's COST_PER_* below.
+FAL_PRICES = {
+    "fal-ai/flux-lora": "0.035/mp",
+    "fal-ai/flux-lora/inpainting": "0.035/mp",
+    "fal-ai/flux-pro/kontext": "0.04/image",
+    **env.dict("FAL_PRICES", default={}),
+}
 MAX_DOWNLOAD_BYTES = env.int("MAX_DOWNLOAD_BYTES", default=50 * 1024 * 1024)
 MAX_LORA_BYTES = env.int("MAX_LORA_BYTES", default=1024 * 1024 * 1024)
 
@@ -286,6 +316,29 @@ AUTO_BACKUP_ENABLED = env.bool("AUTO_BACKUP_ENABLED", default=True)
 COST_PER_IMAGE_GENERATION = env.float("COST_PER_IMAGE_GENERATION", default=0.02)
 COST_PER_LORA_TRAINING = env.float("COST_PER_LORA_TRAINING", default=2.00)
 COST_PER_LORA_INFERENCE = env.float("COST_PER_LORA_INFERENCE", default=0.03)
+# Korean scene text → English image prompt through fal-ai/any-llm (issue 15, FAL.md §5):
+# charged per token; a short phrase costs a fraction of a cent. Cached per text.
+PROMPT_LLM_MODEL = env("PROMPT_LLM_MODEL", default="google/gemini-flash-1.5")
+PROMPT_LLM_TIMEOUT_SECONDS = env.float("PROMPT_LLM_TIMEOUT_SECONDS", default=8.0)
+COST_PER_LLM_PROMPT = env.float("COST_PER_LLM_PROMPT", default=0.001)
+# One fal-ai/flux-lora/inpainting call (a two-character scene pays one per character when
+# its identities are separated). Not confirmed on fal: FAL.md prices flux-lora per megapixel.
+COST_PER_LORA_INPAINT = env.float("COST_PER_LORA_INPAINT", default=0.03)
+# The scale sweep after every training (issue 16): each scale x each prompt at `square`,
+# the same seed per prompt so only the strength changes. Empty scales = no sweep. Prompts
+# are separated by "|" (they contain commas); the trigger word is put in front.
+SCALE_SWEEP_SCALES = [
+    float(v) for v in env.list("SCALE_SWEEP_SCALES", default=["0.6", "0.8", "1.0"]) if v.strip()
+]
+SCALE_SWEEP_PROMPTS = [
+    p.strip()
+    for p in env(
+        "SCALE_SWEEP_PROMPTS",
+        default="upper body, smiling, looking at viewer, office background"
+        "|three-quarter view, explaining something, cafe background",
+    ).split("|")
+    if p.strip()
+]
 KRW_PER_USD = env.float("KRW_PER_USD", default=1400)
 
 # --- Abuse limits --------------------------------------------------------------------------

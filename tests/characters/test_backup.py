@@ -180,6 +180,7 @@ def test_backup_zip_has_exactly_the_spec_entries(alice_client, character):
         "reference_sheet/01.jpg",
         "reference_sheet/02.jpg",
         "reference_sheet/03.jpg",
+        "reference_sheet.png",  # issue 16: the same images as one labelled grid
         "samples/test_01.jpg",
         "samples/test_02.jpg",
         "samples/test_03.jpg",
@@ -490,6 +491,7 @@ def test_sync_writes_the_local_layout_and_the_index(character, local_backups):
         "reference_images/01.jpg",
         "reference_images/02.jpg",
         "reference_images/03.jpg",
+        "reference_sheet.png",
         "samples/test_01.jpg",
         "samples/test_02.jpg",
         "samples/test_03.jpg",

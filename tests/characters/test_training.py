@@ -37,6 +37,13 @@ from webtoon.notifications.models import Notification
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _small_sessions(settings):
+    # These tests package sessions of a few cuts; the 15-cut rule (issue 15) is tested with
+    # its real value in tests/test_trust.py.
+    settings.MIN_SELECTED_CUTS = 1
+
 TRAINER = "fal-ai/flux-lora-portrait-trainer"
 LORA = "fal-ai/flux-lora"
 CDN_FILES = "https://v3.fal.media/files/"
@@ -409,8 +416,9 @@ def test_training_status_without_step_logs_estimates_from_elapsed_time(
 
 # --- steps 6–8: success end to end --------------------------------------------------------------
 def test_training_success_backs_up_the_lora_makes_three_samples_and_notifies(
-    alice_client, user, character, fal, mailoutbox, django_capture_on_commit_callbacks
+    alice_client, user, character, fal, mailoutbox, django_capture_on_commit_callbacks, settings
 ):
+    settings.SCALE_SWEEP_SCALES = []  # the sweep: tests/characters/test_sweep.py
     with django_capture_on_commit_callbacks(execute=True):
         task_id = start(alice_client, character).json()["task_id"]
     with django_capture_on_commit_callbacks(execute=True):

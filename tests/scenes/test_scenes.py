@@ -84,6 +84,10 @@ def test_one_character_scene_sends_the_spec_arguments_and_keeps_the_scene(
             "trigger_word": boss.trigger_word,
             "version": 1,
             "scale": 0.8,
+            # The fake draws the LoRA's face from the same test photo the character has.
+            "identity": {"distance": scene["characters"][0]["identity"]["distance"],
+                         "verdict": "same", "near_copy": True},
+            "identity_words": "닮음 · 높음 · 사진과 거의 같음",
         }
     ]
     image = alice_client.get(scene["image_url"])
@@ -109,6 +113,8 @@ def test_one_character_scene_image_is_404_for_another_user(
 def test_one_character_scene_uses_free_text_as_typed_and_the_chosen_scale(
     alice_client, boss, fal, django_capture_on_commit_callbacks
 ):
+    # English passes as typed; free Korean goes through the LLM (issue 15).
+    fal.llm_replies["한강 공원 벤치"] = "a bench in Hangang park"
     response = generate_one(
         alice_client,
         django_capture_on_commit_callbacks,
@@ -122,7 +128,7 @@ def test_one_character_scene_uses_free_text_as_typed_and_the_chosen_scale(
     assert response.status_code == 202
     sent = fal.submitted(LORA)[-1].arguments
     assert sent["prompt"] == (
-        f"{boss.trigger_word}, winking at the reader, 한강 공원 벤치, drinking coffee"
+        f"{boss.trigger_word}, winking at the reader, a bench in Hangang park, drinking coffee"
     )
     assert sent["loras"] == [{"path": boss.lora_url, "scale": 1.2}]
     assert sent["image_size"] == "square_hd"

@@ -11,6 +11,7 @@ fal-client code path runs end to end:
 - POST https://rest.fal.ai/storage/auth/token?storage_type=fal-cdn-v3 -> CDN token
 - POST https://v3.fal.media/files/upload               -> {"access_url"}
 - GET  https://v3.fal.media/files/<name>               -> the bytes
+- POST https://fal.run/fal-ai/any-llm                   -> {"output"} (see `llm_replies`)
 
 Faults are injected per operation: `fake.fail("submit", status=500, times=2)`,
 `fake.fail("status", timeout=True)`, `fake.fail("result", malformed=True)`.
@@ -21,6 +22,7 @@ need that many status reads in each state.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -29,12 +31,13 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import respx
-from PIL import Image
+from PIL import Image, ImageOps
 
 from webtoon.imaging.safetensors_file import build_safetensors
 from webtoon.imaging.sizes import requested_size
@@ -43,6 +46,15 @@ from webtoon.imaging.variants import vary_photo
 QUEUE = "https://queue.fal.run"
 REST = "https://rest.fal.ai"
 CDN = "https://v3.fal.media"
+# fal's trainer results often live in its Google Cloud Storage bucket, not on *.fal.media.
+GCS = "https://storage.googleapis.com"
+GCS_BUCKETS = ("fal-flux-lora", "falserverless")
+LOCKED = (
+    "User is locked. Reason: Exhausted balance. Top up your balance at fal.ai/dashboard/billing."
+)
+# Argument names that carry input file URLs (the fake fetches them like fal's runners do).
+INPUT_KEYS = ("image_url", "mask_url", "images_data_url", "image_data_url")
+RUN = "https://fal.run"
 
 REQUEST_PATH = re.compile(
     r"^/(?P<owner>[^/]+)/(?P<alias>[^/]+)/requests/(?P<rid>[^/]+)(?P<rest>/.*)?$"
@@ -105,6 +117,10 @@ class FakeRequest:
     cancelled: bool = False
     output: dict[str, Any] | None = None
     error: str | None = None
+    # How the result GET answers a failed request: fal's typed model error or infrastructure.
+    error_status: int = 500
+    error_body: Any = None
+    error_headers: dict[str, str] = field(default_factory=dict)
 
 
 # What a trainer's progress line looks like (fal documents none; these are seen in the wild).
@@ -115,6 +131,20 @@ TRAINING_LOG_SHAPES = {
     "count": "steps: {step}",
     "percent": "Training progress: {pct:.1f} %",
 }
+
+
+TESTDATA = Path(__file__).resolve().parents[2] / "tests" / "testdata"
+FACE_PHOTOS = ("astronaut.png", "grace_hopper.jpg")
+
+
+@functools.lru_cache(maxsize=4)
+def _testdata_image(name: str) -> Image.Image:
+    with Image.open(TESTDATA / name) as im:
+        return im.convert("RGB")
+
+
+def _is_inpaint(fake: FakeRequest) -> bool:
+    return fake.endpoint.endswith("/inpainting")
 
 
 def _is_training(fake: FakeRequest) -> bool:
@@ -158,6 +188,18 @@ class FalFake:
         self.calls: list[tuple[str, str]] = []  # (op, url) for every request answered
         self.completion_errors: dict[str, str] = {}  # endpoint -> error on COMPLETED
         self.expired: set[str] = set()  # CDN URLs gone (see expire)
+        self.lora_faces: dict[str, str] = {}  # LoRA path -> face photo in tests/testdata
+        # Where trainer results are hosted: "cdn" (v3.fal.media) or "gcs" (fal's bucket).
+        self.lora_host = "cdn"
+        # The account: None works; 401 = wrong key; 403 = locked (exhausted balance).
+        self.account_refusal: int | None = None
+        # Uploads older than this (seconds, by time.time()) answer 404, as fal's media expire.
+        self.upload_max_age: float | None = None
+        self.uploaded_at: dict[str, float] = {}
+        self.model_errors: list[dict[str, Any]] = []  # see model_error
+        # fal-ai/any-llm: Korean text found in the prompt -> the English answered for it
+        self.llm_replies: dict[str, str] = {}
+        self.llm_requests: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.router = respx.mock(assert_all_called=False, assert_all_mocked=True)
@@ -225,7 +267,40 @@ class FalFake:
         return {"images": [image], "seed": seed, "has_nsfw_concepts": [True], "prompt": prompt}
 
     def complete_with_error(self, endpoint: str, error: str = "runner crashed") -> None:
+        """Requests to `endpoint` finish with an infrastructure error (a crashed runner):
+        status COMPLETED with error/error_type, result 500 with X-Fal-Error-Type."""
         self.completion_errors[endpoint] = error
+
+    def model_error(
+        self,
+        *,
+        type: str = "content_policy_violation",
+        msg: str = "The content could not be processed because it contained sensitive content.",
+        status: int = 422,
+        retryable: bool | None = False,
+        match=None,
+        times: int = 1_000_000,
+    ) -> None:
+        """The model refuses matching requests after running them: COMPLETED with an error,
+        then the result GET answers fal's typed error `{"detail": [{loc, msg, type, ...}]}`
+        with `X-Fal-Retryable` (https://fal.ai/docs/model-apis/errors)."""
+        rule = {"type": type, "msg": msg, "status": status, "retryable": retryable}
+        self.model_errors.append({**rule, "match": match, "times": times})
+
+    def lock_account(self, status: int = 403) -> None:
+        """Every request answers as fal does for a locked account (403, exhausted balance) or
+        a wrong key (401), until `unlock_account`."""
+        self.account_refusal = status
+
+    def unlock_account(self) -> None:
+        self.account_refusal = None
+
+    def _account_refused(self) -> httpx.Response | None:
+        if self.account_refusal == 401:
+            return httpx.Response(401, json={"detail": "Invalid API key"})
+        if self.account_refusal:
+            return httpx.Response(self.account_refusal, json={"detail": LOCKED})
+        return None
 
     def expire(self, url: str) -> None:
         """A CDN file past its lifetime: GETs answer 404 and a request that names it as a
@@ -233,15 +308,66 @@ class FalFake:
         self.expired.add(url)
         self.files.pop(url.rsplit("/files/", 1)[-1], None)
 
-    def _lora_error(self, fake: FakeRequest) -> str | None:
-        for lora in fake.arguments.get("loras") or []:
-            if lora.get("path") in self.expired:
-                return f"Failed to download LoRA weights from {lora['path']}: 404 Not Found"
-        return None
-
     def add_file(self, name: str, data: bytes, content_type: str = "application/octet-stream"):
         self.files[name] = (data, content_type)
         return f"{CDN}/files/{name}"
+
+    def add_bucket_file(
+        self, name: str, data: bytes, bucket: str = "fal-flux-lora"
+    ) -> str:
+        """A file in fal's storage.googleapis.com bucket (how trainer results often come)."""
+        self.files[f"gcs/{bucket}/{name}"] = (data, "application/octet-stream")
+        return f"{GCS}/{bucket}/{name}"
+
+    def _upload_expired(self, url: str) -> bool:
+        name = str(url).rsplit("/files/", 1)[-1]
+        born = self.uploaded_at.get(name)
+        return (
+            self.upload_max_age is not None
+            and born is not None
+            and time.time() - born > self.upload_max_age
+        )
+
+    def _input_urls(self, arguments: dict[str, Any]) -> list[str]:
+        urls = [arguments.get(k) for k in INPUT_KEYS]
+        urls += list(arguments.get("image_urls") or [])
+        loras = [lora for lora in arguments.get("loras") or [] if isinstance(lora, dict)]
+        urls += [lora.get("path") for lora in loras]
+        return [u for u in urls if isinstance(u, str)]
+
+    def _failure(self, fake: FakeRequest) -> str | None:
+        """Why a finished request failed (set once, when it completes), else None."""
+        for url in self._input_urls(fake.arguments):
+            if url in self.expired or self._upload_expired(url):
+                fake.error_status = 422
+                msg = f"Failed to download file from {url}: 404 Not Found"
+                fake.error_body = {
+                    "detail": [{"loc": ["body"], "msg": msg, "type": "file_download_error"}]
+                }
+                return msg
+        for rule in self.model_errors:
+            if rule["times"] > 0 and (rule["match"] is None or rule["match"](fake.arguments)):
+                rule["times"] -= 1
+                fake.error_status = rule["status"]
+                detail = {
+                    "loc": ["body", "prompt"],
+                    "msg": rule["msg"],
+                    "type": rule["type"],
+                    "url": "https://docs.fal.ai/errors",
+                    "input": fake.arguments.get("prompt"),
+                }
+                if rule["type"] == "content_policy_violation":
+                    detail["ctx"] = {"categories": ["sexual"]}
+                fake.error_body = {"detail": [detail]}
+                if rule["retryable"] is not None:
+                    fake.error_headers = {"x-fal-retryable": str(rule["retryable"]).lower()}
+                return rule["msg"]
+        error = self.completion_errors.get(fake.endpoint)
+        if error:
+            fake.error_status = 500
+            fake.error_body = {"detail": error, "error_type": "runner_error"}
+            fake.error_headers = {"x-fal-error-type": "runner_error"}
+        return error
 
     def submitted(self, endpoint: str | None = None) -> list[FakeRequest]:
         return [r for r in self.submissions if endpoint is None or r.endpoint == endpoint]
@@ -257,7 +383,9 @@ class FalFake:
         r.post(f"{CDN}/files/upload").mock(side_effect=self._upload)
         r.put(url__startswith=f"{CDN}/files/").mock(side_effect=self._put_file)
         r.get(url__startswith=f"{CDN}/files/").mock(side_effect=self._file)
+        r.get(url__startswith=f"{GCS}/").mock(side_effect=self._bucket_file)
         r.route(url__startswith=QUEUE).mock(side_effect=self._queue)
+        r.post(f"{RUN}/fal-ai/any-llm").mock(side_effect=self._llm)
 
     def _fault(self, op: str, endpoint: str | None, arguments=None) -> httpx.Response | None:
         with self._lock:
@@ -282,6 +410,8 @@ class FalFake:
         self.calls.append((op, url))
         if self.delay:
             time.sleep(self.delay)
+        if op != "file" and (refused := self._account_refused()) is not None:
+            return refused
         if self.chaos is not None and op != "submit" and self.chaos.applies(op):
             verdict = self.chaos.roll()
             if verdict == "error":
@@ -328,6 +458,8 @@ class FalFake:
             return httpx.Response(500, json={"detail": "fake fal: internal error"})
         if not request.headers.get("authorization", "").startswith("Key "):
             return httpx.Response(401, json={"detail": "No credentials"})
+        if (invalid := self._invalid(endpoint, arguments)) is not None:
+            return invalid
         with self._lock:
             rid = f"req-{next(self._ids):05d}-{random.randrange(16**6):06x}"
             fake = FakeRequest(rid, endpoint, arguments, time.monotonic(), dict(request.headers))
@@ -363,6 +495,14 @@ class FalFake:
             and now - r.started_at < self._run_seconds(r)
         )
 
+    def _first_waiting(self, fake: FakeRequest) -> bool:
+        """fal's queue is first in, first out: a free slot goes to the oldest request
+        still waiting, whoever polls first."""
+        return not any(
+            r.started_at is None and not r.cancelled and r.submitted_at < fake.submitted_at
+            for r in self.requests.values()
+        )
+
     def _run_seconds(self, fake: FakeRequest) -> float:
         if self.training_seconds is not None and _is_training(fake):
             return self.training_seconds
@@ -386,7 +526,9 @@ class FalFake:
                     },
                 )
             if fake.started_at is None:
-                slots_free = self.concurrency is None or self._running_count(now) < self.concurrency
+                slots_free = self.concurrency is None or (
+                    self._running_count(now) < self.concurrency and self._first_waiting(fake)
+                )
                 if fake.status_polls > self.queue_polls and slots_free:
                     fake.started_at = now
                 else:
@@ -397,7 +539,8 @@ class FalFake:
                         and r.submitted_at < fake.submitted_at
                         and not r.cancelled
                     )
-                    return httpx.Response(200, json={"status": "IN_QUEUE", "queue_position": ahead})
+                    # fal answers 202 while a request is queued or running, 200 once done.
+                    return httpx.Response(202, json={"status": "IN_QUEUE", "queue_position": ahead})
             running_polls = fake.status_polls - self.queue_polls
             done = (
                 now - fake.started_at >= self._run_seconds(fake)
@@ -405,16 +548,20 @@ class FalFake:
             )
             logs = self._logs(fake, 1.0 if done else self._fraction(fake, now))
             if not done:
-                return httpx.Response(200, json={"status": "IN_PROGRESS", "logs": logs})
+                return httpx.Response(202, json={"status": "IN_PROGRESS", "logs": logs})
             body: dict[str, Any] = {
                 "status": "COMPLETED",
                 "logs": logs,
                 "metrics": {"inference_time": round(now - fake.started_at, 3)},
             }
-            error = self.completion_errors.get(fake.endpoint) or self._lora_error(fake)
+            error = fake.error or self._failure(fake)
             if error:
                 fake.error = error
-                body.update(error=error, error_type="runner_error")
+                answer = fake.error_body if isinstance(fake.error_body, dict) else {}
+                kind = answer.get("error_type")
+                if isinstance(answer.get("detail"), list) and answer["detail"]:
+                    kind = answer["detail"][0].get("type")
+                body.update(error=error, error_type=kind or "runner_error")
             return httpx.Response(200, json=body)
 
     def _fraction(self, fake: FakeRequest, now: float) -> float:
@@ -458,7 +605,9 @@ class FalFake:
         if fake.started_at is None or fake.cancelled:
             return httpx.Response(400, json={"detail": "Request is still in progress"})
         if fake.error:
-            return httpx.Response(422, json={"detail": fake.error})
+            return httpx.Response(
+                fake.error_status, json=fake.error_body, headers=fake.error_headers
+            )
         if fake.output is None:
             fake.output = self._make_output(fake)
         return httpx.Response(200, json=fake.output)
@@ -467,9 +616,14 @@ class FalFake:
     def _make_output(self, fake: FakeRequest) -> dict[str, Any]:
         if _is_training(fake):
             weights = build_safetensors({"lora.weight": [0.5] * 8}, {"fake": "true"})
+            if self.lora_host == "gcs":
+                name = f"{fake.request_id}_pytorch_lora_weights.safetensors"
+                lora_url = self.add_bucket_file(name, weights)
+            else:
+                lora_url = self.add_file(f"{fake.request_id}.safetensors", weights)
             return {
                 "diffusers_lora_file": {
-                    "url": self.add_file(f"{fake.request_id}.safetensors", weights),
+                    "url": lora_url,
                     "content_type": "application/octet-stream",
                     "file_name": "pytorch_lora_weights.safetensors",
                     "file_size": len(weights),
@@ -483,8 +637,11 @@ class FalFake:
             return self._nsfw_output(fake, width, height)
         if not self.render:
             return self._stock_output(fake, width, height)
-        image = self._source(fake.arguments)
-        if image is None:
+        image = None if _is_inpaint(fake) else self._source(fake.arguments)
+        own = self._own_picture(fake, (width, height)) if image is None else None
+        if own is not None:
+            image, (width, height) = own, own.size
+        elif image is None:
             seed = sum(fake.request_id.encode())
             image = Image.new("RGB", (width, height), (seed % 256, 120, 200))
         else:
@@ -501,6 +658,86 @@ class FalFake:
             "prompt": fake.arguments.get("prompt", ""),
             "timings": {"inference": 0.1},
         }
+
+    # --- faces for LoRA inference, and inpainting (issue 16) -------------------------------
+    # A LoRA "shows" a real face so the identity checks run: each LoRA's face photo
+    # (lora_faces[path], default astronaut.png), two side by side for two LoRAs (first
+    # left). Below weak_scale a LoRA is too weak to carry the likeness and shows the other
+    # test face (a stranger), which is what the scale sweep is there to catch.
+    weak_scale = 0.7
+    INPAINT_REQUIRED = ("prompt", "image_url", "mask_url")
+
+    def _invalid(self, endpoint: str, arguments: dict[str, Any]) -> httpx.Response | None:
+        """fal's typed validation error (422) for an inpainting request missing its inputs."""
+        if not endpoint.endswith("/inpainting"):
+            return None
+        detail = [
+            {"loc": ["body", name], "msg": "Field required", "type": "missing",
+             "input": arguments}
+            for name in self.INPAINT_REQUIRED
+            if not arguments.get(name)
+        ]
+        strength = arguments.get("strength", 0.85)
+        if not isinstance(strength, int | float) or not 0.01 <= strength <= 1:
+            detail.append({"loc": ["body", "strength"], "msg": "Input should be <= 1",
+                           "type": "less_than_equal", "input": strength, "ctx": {"le": 1}})
+        return httpx.Response(422, json={"detail": detail}) if detail else None
+
+    def _own_picture(self, fake: FakeRequest, size: tuple[int, int]) -> Image.Image | None:
+        if _is_inpaint(fake):
+            return self._inpainted(fake.arguments)
+        loras = fake.arguments.get("loras") or []
+        if not loras:
+            return None
+        faces = [self._face_photo(lora) for lora in loras[:2]]
+        width, height = size
+        part = width // len(faces)
+        canvas = Image.new("RGB", size, (236, 232, 226))
+        for i, photo in enumerate(faces):
+            canvas.paste(ImageOps.fit(photo, (part, height), centering=(0.5, 0.35)), (i * part, 0))
+        return canvas
+
+    def _face_photo(self, lora: dict[str, Any]) -> Image.Image:
+        name = self.lora_faces.get(str(lora.get("path")), FACE_PHOTOS[0])
+        if float(lora.get("scale", 1.0)) < self.weak_scale:
+            name = next(n for n in FACE_PHOTOS if n != name)  # a stranger
+        return _testdata_image(name)
+
+    def _file_image(self, url: Any, mode: str = "RGB") -> Image.Image | None:
+        name = str(url or "").rsplit("/files/", 1)[-1]
+        if name not in self.files:
+            return None
+        try:
+            with Image.open(io.BytesIO(self.files[name][0])) as im:
+                return im.convert(mode)
+        except OSError:
+            return None
+
+    def _inpainted(self, arguments: dict[str, Any]) -> Image.Image | None:
+        """Repaint the white part of the mask with the LoRA's face: the face photo scaled and
+        placed so its face lands on the face the mask covers, blended through the mask."""
+        from characters.identity import find_faces  # lazy: dlib, only for inpainting
+
+        source = self._file_image(arguments.get("image_url"))
+        mask = self._file_image(arguments.get("mask_url"), "L")
+        loras = arguments.get("loras") or []
+        if source is None or mask is None or not loras:
+            return source
+        mask = mask.resize(source.size)
+        box = mask.point(lambda v: 255 if v > 127 else 0).getbbox()
+        targets = find_faces(source.crop(box)) if box else []
+        photo = self._face_photo(loras[0])
+        own = find_faces(photo)
+        if not targets or not own:
+            return source
+        target, face = targets[0], own[0]
+        scale = target.width / face.width
+        layer = source.copy()
+        scaled = photo.resize((max(1, round(photo.width * scale)),
+                               max(1, round(photo.height * scale))))
+        layer.paste(scaled, (round(box[0] + target.left - face.left * scale),
+                             round(box[1] + target.top - face.top * scale)))
+        return Image.composite(layer, source, mask)
 
     def _stock_output(self, fake: FakeRequest, width: int, height: int) -> dict[str, Any]:
         if self._stock is None:
@@ -529,6 +766,21 @@ class FalFake:
         return None
 
     # --- storage ---------------------------------------------------------------------------
+    def _llm(self, request: httpx.Request) -> httpx.Response:
+        """fal-ai/any-llm through `fal_client.run`: {model, prompt, system_prompt} -> {output}.
+        Faults: `fake.fail("llm", ...)`."""
+        arguments = json.loads(request.content or b"{}")
+        failed = self._answer("llm", str(request.url), "fal-ai/any-llm", arguments)
+        if failed is not None:
+            return failed
+        if not arguments.get("model") or not arguments.get("prompt"):
+            return httpx.Response(422, json={"detail": [{"msg": "field required"}]})
+        self.llm_requests.append(arguments)
+        prompt = arguments["prompt"]
+        found = [english for korean, english in self.llm_replies.items() if korean in prompt]
+        output = ", ".join(found) or f"english prompt #{sum(prompt.encode()) % 1000}"
+        return httpx.Response(200, json={"output": output, "partial": False, "error": None})
+
     def _token(self, request: httpx.Request) -> httpx.Response:
         failed = self._answer("token", str(request.url))
         if failed is not None:
@@ -557,6 +809,7 @@ class FalFake:
         name = urlsplit(str(request.url)).path.rsplit("/", 1)[-1]
         self.files[name] = (request.content, request.headers.get("content-type", ""))
         self.uploads.append(name)
+        self.uploaded_at[name] = time.time()
         return httpx.Response(200)
 
     def _upload(self, request: httpx.Request) -> httpx.Response:
@@ -568,14 +821,25 @@ class FalFake:
         name = f"up-{len(self.files):04d}-{request.headers.get('x-fal-file-name', 'file')}"
         self.files[name] = (request.content, request.headers.get("content-type", ""))
         self.uploads.append(name)
+        self.uploaded_at[name] = time.time()
         return httpx.Response(200, json={"access_url": f"{CDN}/files/{name}"})
+
+    def _bucket_file(self, request: httpx.Request) -> httpx.Response:
+        failed = self._answer("file", str(request.url))
+        if failed is not None:
+            return failed
+        key = "gcs/" + urlsplit(str(request.url)).path.lstrip("/")
+        if key not in self.files:  # GCS answers 403 for what you may not see, as for gone
+            return httpx.Response(403, text="<Error><Code>AccessDenied</Code></Error>")
+        data, content_type = self.files[key]
+        return httpx.Response(200, content=data, headers={"content-type": content_type})
 
     def _file(self, request: httpx.Request) -> httpx.Response:
         failed = self._answer("file", str(request.url))
         if failed is not None:
             return failed
         name = urlsplit(str(request.url)).path.rsplit("/", 1)[-1]
-        if name not in self.files:
+        if name not in self.files or self._upload_expired(str(request.url)):
             return httpx.Response(404, json={"detail": "File not found"})
         data, content_type = self.files[name]
         return httpx.Response(200, content=data, headers={"content-type": content_type})
