@@ -11,12 +11,22 @@ from ninja import Field, Query, Router, Schema, Status
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
 from . import management, queries, training
+from .schemas import IdentityOut
 from .training import character_for
 
 router = Router(tags=["character"])
 
 ERRORS = API_ERRORS
 COSTLY = PAID_ERRORS  # + per-user rate limit / daily spend cap (429), fal down (503)
+
+
+class SweepImageOut(Schema):
+    scale: float
+    prompt: str
+    seed: int | None
+    url: str | None
+    identity: IdentityOut | None
+    chosen: bool
 
 
 class CharacterOut(Schema):
@@ -40,6 +50,14 @@ class CharacterOut(Schema):
     lora_file_backed_up: bool
     version: int | None
     failure_message: str
+    # issue 16: identity of the test images, and the scale sweep after training
+    sample_identity: list[IdentityOut | None]
+    recommended_scale: float | None = Field(
+        description="the scale the sweep measured as best; null: not measured (yet)"
+    )
+    recommended_scale_reason: str
+    sweep_running: bool
+    sweep_images: list[SweepImageOut]
 
 
 class CharacterListOut(Schema):
@@ -73,6 +91,8 @@ class GalleryImageOut(Schema):
     seed: int | None
     url: str | None
     error: str
+    identity: IdentityOut | None = None
+    identity_words: str = ""
     created_at: datetime
 
 

@@ -1,7 +1,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from ninja import Schema
+from ninja import Field, Schema
 from pydantic import BeforeValidator
 
 from webtoon.media import media_url
@@ -34,3 +34,11 @@ class PhotoOut(Schema):
     @staticmethod
     def resolve_photo_url(photo: Photo) -> str:
         return media_url(photo.image.name)
+
+
+class IdentityOut(Schema):
+    """An image against the character's photo (characters.likeness, issue 16)."""
+
+    distance: float | None = Field(description="dlib descriptor distance; null: no face")
+    verdict: str = Field(description="same | unsure | different | no_face")
+    near_copy: bool = Field(description="almost the photo itself (a copy teaches one pose)")

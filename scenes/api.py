@@ -6,6 +6,7 @@ from uuid import UUID
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
+from characters.schemas import IdentityOut
 from webtoon.jobs.presenters import wait_message
 from webtoon.media import media_url
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
@@ -44,12 +45,6 @@ class TwoIn(Schema):
         description="compose with both LoRAs, then repaint each face with only its own LoRA "
         "(fal-ai/flux-lora/inpainting, one call per character); false: one pass",
     )
-
-
-class IdentityOut(Schema):
-    distance: float | None
-    verdict: str = Field(description="same | unsure | different | no_face")
-    near_copy: bool
 
 
 class CastOut(Schema):

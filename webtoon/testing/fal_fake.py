@@ -699,7 +699,7 @@ class FalFake:
 
     def _face_photo(self, lora: dict[str, Any]) -> Image.Image:
         name = self.lora_faces.get(str(lora.get("path")), FACE_PHOTOS[0])
-        if float(lora.get("scale", 1.0)) < self.weak_scale:
+        if float(lora.get("scale", 1.0)) < self.weak_scale and name in FACE_PHOTOS:
             name = next(n for n in FACE_PHOTOS if n != name)  # a stranger
         return _testdata_image(name)
 
