@@ -9,6 +9,7 @@ from uuid import UUID
 
 from ninja import Field, File, Router, Schema, Status, UploadedFile
 
+from characters.schemas import IdentityOut
 from scenes import services as scenes
 from webtoon.schemas import API_ERRORS, IMAGE_UPLOAD_ERRORS, PAID_ERRORS, errors
 
@@ -53,6 +54,13 @@ class BubbleOut(Schema):
     fit: FitOut
 
 
+class PanelIdentityOut(Schema):
+    role: str
+    trigger_word: str
+    identity: IdentityOut | None
+    words: str
+
+
 class PanelOut(Schema):
     panel_id: str
     number: int
@@ -66,6 +74,9 @@ class PanelOut(Schema):
     height: int | None = Field(description="chosen height in px at 800; null: automatic")
     display_height: int
     bubbles: list[BubbleOut]
+    identity: list[PanelIdentityOut] = Field(
+        default_factory=list, description="the scene's characters against their photos"
+    )
 
 
 class EpisodeOut(Schema):

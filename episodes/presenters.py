@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 
+from scenes.identity import cast_identity
 from webtoon.media import media_url
 
 from . import platforms, services
@@ -58,6 +59,8 @@ def panel_dict(panel: Panel, number: int | None = None) -> dict:
         "height": panel.height,
         "display_height": services.panel_height(panel),
         "bubbles": [bubble_dict(b, panel) for b in panel.bubbles.all()],
+        # issue 16: each character of the panel's scene against its photo (scenes.identity)
+        "identity": cast_identity(scene) if scene and not panel.image else [],
     }
 
 

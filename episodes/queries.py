@@ -28,7 +28,10 @@ def panels_of(episode: Episode):
     return (
         Panel.objects.filter(episode=episode)
         .select_related("scene", "scene__job")
-        .prefetch_related(Prefetch("bubbles", queryset=Bubble.objects.order_by("position", "id")))
+        .prefetch_related(
+            Prefetch("bubbles", queryset=Bubble.objects.order_by("position", "id")),
+            "scene__cast__character",  # identity per character (issue 16)
+        )
         .order_by("position", "id")
     )
 

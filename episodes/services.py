@@ -516,9 +516,14 @@ def update_bubble(*, owner, bubble_id, **changes) -> Bubble:
         bubble.text = _text(changes["text"])
     if changes.get("font_size") is not None:
         bubble.font_size = _font_size(changes["font_size"])
+    # The editor sends the bubble's box with every edit: only a new size counts as a resize.
+    resized = any(
+        changes.get(k) is not None and abs(_number(changes[k], k) - getattr(bubble, k)) > 1e-4
+        for k in ("w", "h")
+    )
     _apply_layout(bubble, {k: v for k, v in changes.items() if k in LAYOUT_FIELDS})
     lettering = any(changes.get(k) is not None for k in ("text", "kind", "font_size"))
-    if lettering and changes.get("w") is None and changes.get("h") is None:
+    if lettering and not resized:
         _grow_to_fit(bubble)
     bubble.save()
     _touch(bubble.panel.episode)
