@@ -44,6 +44,8 @@ class StyleForm(forms.Form):
         ),
         error_messages={"max_length": _("커스텀 스타일은 200자 이내로 입력해주세요.")},
     )
+    # Asked only when this photo already has a set: a second one is paid again (issue 15).
+    confirm_new = forms.BooleanField(required=False)
 
 
 class AdditionalForm(forms.Form):

@@ -55,6 +55,11 @@ class StartOut(Schema):
     message: str
 
 
+class TestImageOut(Schema):
+    url: str | None
+    status: str
+
+
 class TrainingStatusOut(Schema):
     task_id: str
     character_id: str
@@ -68,6 +73,12 @@ class TrainingStatusOut(Schema):
     elapsed_seconds: int
     cost: float
     message: str
+    # "대기 중 (앞에 N건)" while it waits for one of the account's slots at fal, or the notice
+    # that generation is paused for everybody (fal refused the account); "" otherwise.
+    wait_message: str
+    # The 3 test images made after training: [{url, status}], status ready | generating |
+    # failed (empty until the training succeeded).
+    test_images: list[TestImageOut] = []
 
 
 # 503: fal could not host the training ZIP (nothing is kept; the user may try again).

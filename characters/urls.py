@@ -10,6 +10,7 @@ urlpatterns = [
     path("new/<uuid:photo_id>/style/", views.style_select, name="style"),
     path("sessions/<uuid:session_id>/", views.session_detail, name="session"),
     path("sessions/<uuid:session_id>/poll/", views.session_poll, name="session_poll"),
+    path("sessions/<uuid:session_id>/discard/", views.draft_discard, name="draft_discard"),
     path("sessions/<uuid:session_id>/prepare/", views.prepare, name="prepare"),
     path(
         "sessions/<uuid:session_id>/cuts/<int:number>/toggle/",

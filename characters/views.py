@@ -5,6 +5,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -12,7 +13,8 @@ from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.imaging import BackendError
 from webtoon.media import media_url
 
-from . import curation, generation, management, photos, presenters, queries, training
+from . import curation, drafts, generation, management, photos, presenters, queries, training
+from .enums import CharacterStatus
 from .forms import (
     AdditionalForm,
     EditForm,
@@ -25,6 +27,10 @@ from .forms import (
 from .presenters import card_context, character_context, curation_context, style_options
 
 BACKEND_DOWN = "이미지 서비스에 일시적인 문제가 있습니다. 잠시 후 다시 시도해주세요."
+SECOND_SET = (
+    "이 사진으로 만든 컷이 이미 있습니다. [이어서 하기]를 누르거나, "
+    "새로 만들려면 추가 비용 확인란을 체크해주세요."
+)
 
 
 @login_required
@@ -54,6 +60,11 @@ def style_select(request, photo_id):
     """Step 2: choose one of the six styles; submitting starts the 24 cuts (step 3)."""
     photo = photos.photo_for(request.user, photo_id)
     form = StyleForm(request.POST or None)
+    earlier = list(drafts.unfinished_sessions(request.user, photo)[:3])
+    if request.method == "POST" and form.is_valid() and earlier:
+        if not form.cleaned_data["confirm_new"]:
+            # Never a silent second paid set for the same photo: continue, or confirm.
+            form.add_error(None, _(SECOND_SET))
     if request.method == "POST" and form.is_valid():
         try:
             # One step: a refused start (e.g. a per-user limit) leaves no empty session.
@@ -77,6 +88,7 @@ def style_select(request, photo_id):
         "estimated_cost": generation.estimated_generation_cost(),
         "estimated_minutes": generation.ESTIMATED_SECONDS // 60,
         "cut_count": settings.GENERATION_CUTS_COUNT,
+        "earlier": earlier,
     }
     return render(request, "characters/style_select.html", context)
 
@@ -134,6 +146,8 @@ def cut_toggle(request, session_id, number):
     session = curation.session_for(request.user, session_id)
     context = {"summary": curation.summarize(session), "session": session, "action_error": error}
     context["min_selected"] = settings.MIN_SELECTED_CUTS
+    context["checks_running"] = curation.checks_running(session)
+    context["with_next"] = True  # the "다음 단계" button follows the count (out of band)
     return render(request, "characters/session.html#summary", context)
 
 
@@ -193,6 +207,7 @@ def prepare(request, session_id):
         else:
             return redirect("characters:train", character_id=character.public_id)
     context = {"session": session, "form": form, "summary": curation.summarize(session)}
+    context["checks_running"] = curation.checks_running(session)
     return render(request, "characters/prepare.html", context)
 
 
@@ -239,11 +254,28 @@ CARDS_PER_PAGE = 24
 
 @login_required
 def character_cards(request):
-    page = Paginator(queries.characters_for(request.user), CARDS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    # Packaged drafts are listed with the other unfinished work ("만들던 캐릭터").
+    trained = queries.characters_for(request.user).exclude(status=CharacterStatus.DRAFT)
+    page = Paginator(trained, CARDS_PER_PAGE).get_page(request.GET.get("page"))
     cards = [card_context(c) for c in page.object_list]
-    return render(request, "characters/list.html", {"page": page, "cards": cards})
+    context = {"page": page, "cards": cards, "drafts": drafts.drafts_for(request.user)}
+    return render(request, "characters/list.html", context)
+
+
+def _flash(message: str, level: str = "success") -> str:
+    return render_to_string("characters/list.html#flash", {"flash": message, "flash_level": level})
+
+
+@login_required
+@require_POST
+def draft_discard(request, session_id):
+    """[버리기] on an unfinished set: the row goes and the page says what happened."""
+    try:
+        label = drafts.discard_session(owner=request.user, session_id=session_id)
+    except DomainError as exc:
+        return HttpResponse(_flash(str(exc), "error"), headers={"HX-Reswap": "none"})
+    message = _("만들던 캐릭터(%(label)s)를 버렸습니다.") % {"label": label}
+    return HttpResponse(_flash(message))
 
 
 @login_required
@@ -265,10 +297,17 @@ def delete_confirm(request, character_id, step):
 @login_required
 @require_POST
 def delete(request, character_id):
-    management.delete_character(owner=request.user, character_id=character_id)
+    try:
+        character = management.delete_character(owner=request.user, character_id=character_id)
+    except DomainError as exc:
+        if request.htmx:
+            return HttpResponse(_flash(str(exc), "error"), headers={"HX-Reswap": "none"})
+        messages.error(request, str(exc))
+        return redirect("characters:list")
+    message = _("'%(name)s' 캐릭터를 삭제했습니다.") % {"name": character.name}
     if request.htmx:
-        return HttpResponse("")  # the card disappears
-    messages.success(request, _("캐릭터를 삭제했습니다."))
+        return HttpResponse(_flash(message))  # the card disappears, the page says so
+    messages.success(request, message)
     return redirect("characters:list")
 
 
@@ -278,13 +317,16 @@ def edit(request, character_id):
     form = EditForm(request.POST)
     if form.is_valid():
         try:
-            management.update_character(
+            character = management.update_character(
                 owner=request.user,
                 character_id=character_id,
                 name=form.cleaned_data["name"],
                 lora_scale_default=form.cleaned_data["lora_scale_default"],
             )
-            messages.success(request, _("저장했습니다."))
+            saved = _("'%(name)s' 설정을 저장했습니다 (이름 %(name)s, 기본 캐릭터 반영 강도 %(scale)s).")
+            messages.success(
+                request, saved % {"name": character.name, "scale": character.lora_scale_default}
+            )
         except DomainError as exc:
             messages.error(request, str(exc))
     else:
@@ -308,7 +350,7 @@ def test_generate(request, character_id):
         context["test_error"] = str(exc)
         return render(request, "characters/detail.html#test-result", context)
     image.refresh_from_db()
-    context["item"] = management.gallery_dict(image)
+    context["item"] = presenters.gallery_items([image])[0]
     return render(request, "characters/detail.html#test-result", context)
 
 
@@ -318,7 +360,7 @@ def gallery_item(request, character_id, image_id):
     image = get_object_or_404(character.gallery, pk=image_id)
     if image.call:
         generation.jobs.request_refresh(image.call.job)
-    context = {"character": character, "item": management.gallery_dict(image)}
+    context = {"character": character, "item": presenters.gallery_items([image])[0]}
     return render(request, "characters/detail.html#gallery-item", context)
 
 

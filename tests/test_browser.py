@@ -26,7 +26,7 @@ def test_browser_login_lands_on_korean_home(page, live_server, tmp_path):
     assert nav.get_by_role("link", name="씬 만들기").is_visible()
     banner = page.get_by_test_id("offline-banner")
     assert banner.is_visible()
-    assert "오프라인 모드: 실제 이미지 생성이 아닙니다" in banner.inner_text()
+    assert "미리보기 모드: 실제 AI 대신 예시 그림이 나옵니다" in banner.inner_text()
     # Static files are served: htmx is loaded and the stylesheet applied.
     page.wait_for_function("() => typeof htmx === 'object'")
     assert page.evaluate("typeof htmx") == "object"

@@ -12,7 +12,7 @@ from webtoon.jobs.models import JobState
 
 pytestmark = pytest.mark.django_db
 
-OFFLINE_BANNER = "오프라인 모드: 실제 이미지 생성이 아닙니다"
+OFFLINE_BANNER = "미리보기 모드: 실제 AI 대신 예시 그림이 나옵니다"
 RAW_TOKEN = re.compile(r"wt_[A-Za-z0-9_-]{40,}")
 
 

@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from webtoon.accounts import views as account_views
 from webtoon.jobs import views as job_views
@@ -8,9 +10,13 @@ from . import views
 from .api import api
 
 handler400 = "webtoon.errors.bad_request"
+handler403 = "webtoon.views.permission_denied"
+handler404 = "webtoon.views.page_not_found"
+handler500 = "webtoon.views.server_error"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("accounts/signup/", account_views.signup, name="signup"),
     path("accounts/profile/", account_views.profile, name="profile"),

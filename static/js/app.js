@@ -42,6 +42,27 @@
     var empty = list && list.querySelector("[data-testid=scene]") && list.querySelector("#no-scenes");
     if (empty) empty.remove();
   });
+  // Phone: the ☰ button opens and closes the menu (the links never squeeze into one line).
+  document.addEventListener("click", function (event) {
+    var toggle = event.target.closest(".menu-toggle");
+    if (!toggle) return;
+    var open = toggle.closest(".topbar").classList.toggle("open");
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+  });
+  // Empty states follow the list without a reload: <p data-empty-for="#list"
+  // data-empty-item="selector" hidden> shows when the last item is gone (or hides when one
+  // arrives), whatever removed or added it.
+  function syncEmptyStates() {
+    document.querySelectorAll("[data-empty-for]").forEach(function (note) {
+      var list = document.querySelector(note.dataset.emptyFor);
+      var empty = !list || !list.querySelector(note.dataset.emptyItem);
+      if (note.hidden === empty) note.hidden = !empty;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    syncEmptyStates();
+    new MutationObserver(syncEmptyStates).observe(document.body, { childList: true, subtree: true });
+  });
   // A click on the backdrop closes the zoom dialog too.
   document.addEventListener("click", function (event) {
     if (event.target.id === "zoom") event.target.close();

@@ -99,7 +99,7 @@ def test_select_cuts_under_the_minimum_warns_but_is_allowed(alice_client, genera
     ).json()
     assert body["selected_count"] == 3
     assert body["meets_minimum"] is False
-    assert "최소 15장 이상을 권장합니다" in body["warning"]
+    assert "학습하려면 최소 15장을 선택해야 합니다" in body["warning"]
 
 
 def test_select_cuts_with_ids_of_another_session_is_422_and_changes_nothing(
@@ -295,7 +295,7 @@ def test_curation_page_shows_the_grid_counter_and_buttons(alice_client, generate
     assert "캐릭터 학습 이미지 선별" in page
     selected = session.cuts.filter(selected=True).count()
     assert f"선택: {selected}/24장 (최소 15장 이상 필요)" in page
-    buttons = ("전체 선택", "전체 해제", "추가 생성 (4컷)", "다음 단계: LoRA 학습 →")
+    buttons = ("전체 선택", "전체 해제", "추가 생성 (4컷)", "다음 단계: ")
     for text in (*buttons, "정면 미소"):
         assert text in page
     assert page.count('data-testid="cut"') == 24
@@ -316,7 +316,7 @@ def test_clear_all_then_select_all(alice_client, generated):
     session, _ = generated
     url = f"/characters/sessions/{session.public_id}/cuts/"
     html = alice_client.post(url + "clear-all/", HTTP_HX_REQUEST="true").content.decode()
-    assert "선택: 0/24장" in html and "학습 품질이 낮아질 수 있습니다" in html
+    assert "선택: 0/24장" in html and "학습하려면 최소 15장을 선택해야 합니다" in html
     html = alice_client.post(url + "select-all/", HTTP_HX_REQUEST="true").content.decode()
     assert "선택: 24/24장" in html
 

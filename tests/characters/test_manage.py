@@ -114,7 +114,10 @@ def test_delete_page_asks_twice_then_the_card_goes(alice_client, character):
     second = alice_client.get(base + "confirm/2/", HTTP_HX_REQUEST="true").content.decode()
     assert "마지막 확인" in second
     response = alice_client.post(base, HTTP_HX_REQUEST="true")
-    assert response.status_code == 200 and response.content == b""
+    # The card is swapped for nothing; the page says what happened (issue 15).
+    assert response.status_code == 200
+    assert f"&#x27;{character.name}&#x27; 캐릭터를 삭제했습니다." in response.content.decode()
+    assert 'hx-swap-oob="true"' in response.content.decode()
     assert Character.objects.get(pk=character.pk).status == "deleted"
 
 

@@ -246,3 +246,19 @@ def test_inpainting_on_the_fake_needs_prompt_image_and_mask_like_fal(fal):
     assert [d["loc"] for d in caught.value.response.json()["detail"]] == [["body", "mask_url"]]
     with pytest.raises(RemoteRejected):
         get_backend("fal").submit(INPAINT, {"mask_url": "m", "image_url": "i"})
+
+
+def test_an_episode_panel_showing_the_scene_carries_its_identity(
+    alice_client, duo, fal, django_capture_on_commit_callbacks
+):
+    a, b = duo
+    scene_id = two(alice_client, django_capture_on_commit_callbacks, a, b).json()["scene_id"]
+    episode = alice_client.post("/api/episode/", {"title": "1화"},
+                                content_type="application/json").json()
+    alice_client.post(f"/api/episode/{episode['episode_id']}/panels/from-scene",
+                      {"scene_id": scene_id}, content_type="application/json")
+    (panel,) = alice_client.get(f"/api/episode/{episode['episode_id']}").json()["panels"]
+    assert [(i["role"], i["identity"]["verdict"], i["words"]) for i in panel["identity"]] == [
+        ("A", "same", "닮음 · 높음 · 사진과 거의 같음"),
+        ("B", "same", "닮음 · 높음 · 사진과 거의 같음"),
+    ]

@@ -97,3 +97,9 @@ class ImageBackend(abc.ABC):
     @abc.abstractmethod
     def download(self, url: str, dest: IO[bytes], *, max_bytes: int) -> int:
         """Copy a result file into `dest` (streamed, size-capped); returns the byte count."""
+
+    def run_llm(self, prompt: str, *, system_prompt: str, model: str, timeout: float) -> str:
+        """One short text completion (FAL.md §5, `fal-ai/any-llm`), e.g. Korean scene words
+        → an English image prompt. Callers fall back on any BackendError; a backend with no
+        language model (offline) refuses."""
+        raise RemoteRejected(f"{self.name}: no language model")

@@ -136,6 +136,17 @@ class FalBackend(ImageBackend):
     def download(self, url: str, dest: IO[bytes], *, max_bytes: int) -> int:
         return download_https(url, dest, max_bytes=max_bytes, hosts=settings.FAL_FILE_HOSTS)
 
+    def run_llm(self, prompt: str, *, system_prompt: str, model: str, timeout: float) -> str:
+        # One synchronous POST to fal.run (no queue): a short answer a page waits for.
+        arguments = {"model": model, "prompt": prompt, "system_prompt": system_prompt}
+        out = self._call(self.client.run, LLM_ENDPOINT, arguments, timeout=timeout)
+        if not isinstance(out, dict) or not isinstance(out.get("output"), str):
+            raise RemoteUnavailable("malformed fal LLM reply: no output text")
+        return out["output"]
+
+
+LLM_ENDPOINT = "fal-ai/any-llm"
+
 
 def _host_allowed(host: str, hosts: list[str]) -> bool:
     return any(host == h or host.endswith("." + h) for h in hosts)

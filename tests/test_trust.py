@@ -1,0 +1,231 @@
+"""Issue 15, at the API and page level: a studio a Korean creator trusts with money.
+
+The browser half (layouts, live updates) is tests/test_browser_trust.py."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from characters import training
+from characters.models import Character, Cut
+from scenes.models import Scene
+from tests.characters.factories import trained_character
+from tests.characters.test_training import make_session
+from webtoon.jobs.models import CallState, Job, RemoteCall
+from webtoon.prompting.models import PromptTranslation
+
+pytestmark = pytest.mark.django_db
+
+LLM = "fal-ai/any-llm"
+
+
+def api_post(client, path, body):
+    return client.post(f"/api/{path}", body, content_type="application/json")
+
+
+# --- schema validation errors are Korean --------------------------------------------------------
+def test_api_missing_field_is_korean(alice_client):
+    response = api_post(alice_client, "character/prepare-training-data", {"character_name": "박"})
+    assert response.status_code == 422
+    assert response.json() == {"detail": "session_id: 필수 항목입니다"}
+
+
+def test_api_wrong_types_are_korean(alice_client):
+    response = api_post(
+        alice_client, "character/select-cuts", {"session_id": "not-a-uuid", "selected_cut_ids": "x"}
+    )
+    detail = response.json()["detail"]
+    assert response.status_code == 422
+    assert "session_id: 올바른 ID 형식이 아닙니다" in detail
+    assert "selected_cut_ids: 목록이어야 합니다" in detail
+    assert "Field required" not in detail and "should be" not in detail
+
+
+# --- the offline banner speaks to users; FAL_KEY only on staff pages ---------------------------
+def test_offline_banner_speaks_to_users_without_fal_key(alice_client):
+    html = alice_client.get("/").content.decode()
+    assert "미리보기 모드: 실제 AI 대신 예시 그림이 나옵니다" in html
+    assert "FAL_KEY" not in html
+
+
+def test_staff_pages_carry_the_fal_key_hint(admin_client):
+    html = admin_client.get("/admin/").content.decode()
+    assert 'data-testid="staff-offline-hint"' in html and "FAL_KEY" in html
+
+
+# --- styled Korean error pages with navigation, and a favicon ----------------------------------
+@pytest.mark.parametrize(
+    "url, status, title",
+    [("/no-such-page/", 404, "페이지를 찾을 수 없습니다")],
+)
+def test_error_page_is_korean_with_navigation(alice_client, url, status, title):
+    response = alice_client.get(url)
+    html = response.content.decode()
+    assert response.status_code == status
+    assert title in html and 'data-testid="error-page"' in html
+    assert 'href="/characters/"' in html and 'href="/scenes/"' in html  # a way back
+    assert "css/app.css" in html and "favicon.svg" in html
+
+
+def test_someone_elses_character_page_is_the_styled_404(alice_client, other_user):
+    theirs = trained_character(other_user)
+    response = alice_client.get(f"/characters/{theirs.public_id}/")
+    assert response.status_code == 404
+    assert "페이지를 찾을 수 없습니다" in response.content.decode()
+
+
+def test_csrf_failure_is_a_korean_403(user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = client.post("/characters/new/", {})
+    assert response.status_code == 403
+    assert "보안 확인이 만료되었습니다" in response.content.decode()
+
+
+def test_server_error_page_is_korean(rf, user):
+    from webtoon.views import server_error
+
+    request = rf.get("/")
+    request.user = user
+    response = server_error(request)
+    assert response.status_code == 500
+    assert "일시적인 오류가 발생했습니다" in response.content.decode()
+
+
+def test_favicon_is_served(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
+
+
+# --- the 15-cut minimum is a rule ----------------------------------------------------------------
+def test_prepare_training_data_below_15_is_422_in_korean(alice_client, user, offline):
+    session = make_session(user, cuts=14)
+    response = api_post(
+        alice_client,
+        "character/prepare-training-data",
+        {"session_id": str(session.public_id), "character_name": "박사장"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "학습하려면 최소 15장을 선택해야 합니다 (지금 14장)."
+    assert not Character.objects.exists()
+
+
+def test_prepare_page_below_15_refuses_and_never_shows_the_check_mark(alice_client, user, offline):
+    session = make_session(user, cuts=14)
+    url = f"/characters/sessions/{session.public_id}/prepare/"
+    page = alice_client.get(url).content.decode()
+    assert "⚠️ 선택: 14/14장" in page and "✅ 선택" not in page
+    response = alice_client.post(url, {"name": "박사장"})
+    assert "학습하려면 최소 15장을 선택해야 합니다" in response.content.decode()
+    assert not Character.objects.exists()
+
+
+def test_curation_counter_and_next_step_follow_the_minimum(alice_client, user, offline):
+    session = make_session(user, cuts=16)
+    url = f"/characters/sessions/{session.public_id}/"
+    page = alice_client.get(url).content.decode()
+    assert "✅ 선택: 16/16장" in page and "다음 단계: 16장으로 캐릭터 학습" in page
+    for number in (1, 2):
+        fragment = alice_client.post(
+            f"{url}cuts/{number}/toggle/", {}, headers={"HX-Request": "true"}
+        ).content.decode()
+    # 14 left: no ✅, and the out-of-band "다음 단계" is a disabled button saying why.
+    assert "⚠️ 선택: 14/16장" in fragment and "✅" not in fragment
+    assert 'data-waiting="minimum"' in fragment and "1장 더 필요" in fragment
+
+
+def _checking(session, number):
+    """A cut whose image has just arrived and whose quality check has not answered yet."""
+    job = Job.objects.create(owner=session.owner, kind="cuts", subject={"session": session.pk})
+    call = RemoteCall.objects.create(
+        job=job, slot=number, endpoint="x", backend="offline", state=CallState.SUCCEEDED,
+        finished_at=timezone.now() - timedelta(seconds=5),
+    )
+    Cut.objects.filter(session=session, number=number).update(call=call, quality_ok=None)
+
+
+def test_next_step_waits_for_running_quality_checks(alice_client, user, offline):
+    session = make_session(user, cuts=16)
+    _checking(session, 3)
+    page = alice_client.get(f"/characters/sessions/{session.public_id}/").content.decode()
+    assert 'data-waiting="checks"' in page and "남은 검사 1장" in page
+    response = api_post(
+        alice_client,
+        "character/prepare-training-data",
+        {"session_id": str(session.public_id), "character_name": "박사장"},
+    )
+    assert response.status_code == 409
+    assert "품질 검사가 아직 1장 남았습니다" in response.json()["detail"]
+
+
+# --- Korean in, Korean out: the LLM prompt, cached, with its cost; dictionary fallback --------
+def _scene(client, capture, **body):
+    with capture(execute=True):
+        return api_post(client, "scene/generate-with-character", body)
+
+
+def test_free_korean_becomes_an_english_prompt_once_per_text(
+    alice_client, user, fal, django_capture_on_commit_callbacks, settings
+):
+    boss = trained_character(user)
+    fal.llm_replies["난처한 표정"] = "embarrassed awkward smile"
+    for _ in range(2):
+        response = _scene(
+            alice_client,
+            django_capture_on_commit_callbacks,
+            character_id=str(boss.public_id),
+            expression="난처한 표정",
+            location="사무실",
+        )
+        assert response.status_code == 202
+    prompts = [r.arguments["prompt"] for r in fal.submitted("fal-ai/flux-lora")]
+    assert prompts == [f"{boss.trigger_word}, embarrassed awkward smile, office"] * 2
+    assert len(fal.llm_requests) == 1  # the second scene read the cache
+    sent = fal.llm_requests[0]
+    assert sent["model"] == settings.PROMPT_LLM_MODEL and "난처한 표정" in sent["prompt"]
+    row = PromptTranslation.objects.get()
+    assert row.source == "난처한 표정" and row.english == "embarrassed awkward smile"
+    assert float(row.cost) == settings.COST_PER_LLM_PROMPT and row.hits == 1
+
+
+def test_llm_failure_falls_back_to_the_dictionary(
+    alice_client, user, fal, django_capture_on_commit_callbacks
+):
+    boss = trained_character(user)
+    fal.fail("llm", status=500, times=5)
+    response = _scene(
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="난처한 표정",
+        location="사무실",
+    )
+    assert response.status_code == 202
+    (request,) = fal.submitted("fal-ai/flux-lora")
+    assert request.arguments["prompt"] == f"{boss.trigger_word}, 난처한 표정, office"
+    assert not PromptTranslation.objects.exists()
+
+
+def test_offline_backend_uses_the_dictionary_without_asking(
+    alice_client, user, offline, django_capture_on_commit_callbacks
+):
+    boss = trained_character(user)
+    response = _scene(
+        alice_client,
+        django_capture_on_commit_callbacks,
+        character_id=str(boss.public_id),
+        expression="미소",
+        location="회의실",
+        situation="밥 먹는",
+    )
+    assert response.status_code == 202
+    scene = Scene.objects.get()
+    assert scene.prompt == f"{boss.trigger_word}, gentle smile, meeting room, 밥 먹는"
+    assert not PromptTranslation.objects.exists()
+
+
+def test_trained_character_factory_still_counts_as_active(user):
+    assert training.character_for(user, trained_character(user).public_id).status == "active"
