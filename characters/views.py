@@ -323,7 +323,7 @@ def edit(request, character_id):
                 name=form.cleaned_data["name"],
                 lora_scale_default=form.cleaned_data["lora_scale_default"],
             )
-            saved = _("'%(name)s' 설정을 저장했습니다 (이름 %(name)s, 기본 캐릭터 반영 강도 %(scale)s).")
+            saved = _("'%(name)s' 설정을 저장했습니다 (기본 캐릭터 반영 강도 %(scale)s).")
             messages.success(
                 request, saved % {"name": character.name, "scale": character.lora_scale_default}
             )
