@@ -643,7 +643,7 @@ def request_export(
     episodes.platforms), or its preview (the same work, no files but a scaled-down strip);
     refused at once when a panel has no picture."""
     episode = episode_for(owner, episode_id)
-    check_action(owner, "export")  # RATE_LIMIT_EXPORTS
+    check_action(owner, "preview" if preview else "export")  # RATE_LIMIT_PREVIEWS / _EXPORTS
     if fmt not in Export.Format.values:
         raise InvalidInput(_("형식은 png 또는 jpeg입니다."))
     target = platforms.platform(preset)
