@@ -193,6 +193,7 @@ def build_world(user, mark: str) -> World:
                       "width": 800, "height": 1000}]
     export.zip_file = _save(user, folder, "zip", _zip({"01.png": picture((80, 100))}))
     export.pdf_file = _save(user, folder, "pdf", b"%PDF-1.4\n% " + mark.encode() + b"\n%%EOF")
+    export.preview_file = _save(user, folder, "jpg", picture((80, 100)))
     export.save()
     notification = notifications.notify(
         user, kind="training_completed", message=f"{mark} 학습 완료",
@@ -458,6 +459,9 @@ PAGE_CASES = [
          lambda m, t: {"text": "뺏기"}),
     page("episodes:bubble_delete", "POST", theirs(bubble_id="bubble")),
     page("episodes:export_item", "GET", theirs(export_id="export")),
+    page("episodes:export_status", "GET", theirs(episode_id="episode")),
+    page("episodes:export_image", "GET",
+         lambda m, t: {"export_id": t.export.public_id, "number": 1}, label="image"),
     page("episodes:export_download", "GET",
          lambda m, t: {"export_id": t.export.public_id, "what": "zip"}, label="zip"),
     page("episodes:export_download", "GET",
@@ -499,6 +503,7 @@ NO_OBJECT_PAGES = {
     "password_reset_confirm": "uidb64/token is Django's signed reset link, not an object id",
     "password_reset_complete": "static",
     "verify_email": "a signed token naming its own user and address: test_abuse.py",
+    "verify_email_resend": "the caller's own pending verification",
     "media": "every stored file: test_media_is_served_to_its_owner_only",
     "episodes:create": "creates an episode of the caller's; no id",
     "notifications:mark_all_read": "the caller's own: test_mark_all_read_leaves_others_alone",
