@@ -17,16 +17,16 @@ from PIL import Image, ImageOps
 
 from webtoon.exceptions import Conflict, InvalidInput
 from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
-from webtoon.imaging import get_backend
-from webtoon.jobs import limits
+from webtoon.jobs import hosting, limits
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
+from webtoon.jobs.presenters import wait_message
 from webtoon.media import media_url
 
 from .enums import SessionState, StyleId
 from .models import CreationSession, Cut, Photo
-from .prompts import base_cuts, build_generation_prompt
+from .prompts import base_cuts, build_generation_prompt, style_prompt
 
 CUT_SIZE = (1024, 1024)
 ESTIMATED_SECONDS = 180
@@ -63,6 +63,8 @@ def select_style(*, owner, photo_id, style_id: str, custom_prompt: str | None) -
         raise InvalidInput(_("원하는 스타일을 설명해주세요."))
     if len(custom) > 200:
         raise InvalidInput(_("커스텀 스타일은 200자 이내로 입력해주세요."))
+    if style_id == StyleId.CUSTOM:
+        style_prompt(style_id, custom)  # Korean → English now, not under the cut job's locks
     return CreationSession.objects.create(
         owner=owner,
         photo=photo,
@@ -146,7 +148,13 @@ def photo_remote_url(photo: Photo, backend_name: str) -> str:
         return photo.remote_url
     with photo.image.open("rb") as fh:
         data = fh.read()
-    url = get_backend(backend_name).upload(data, "image/jpeg", "photo.jpg")
+    url = hosting.upload(
+        backend_name,
+        data,
+        content_type="image/jpeg",
+        file_name="photo.jpg",
+        storage_name=photo.image.name,
+    )
     Photo.objects.filter(pk=photo.pk).update(remote_url=url, remote_backend=backend_name)
     photo.remote_url, photo.remote_backend = url, backend_name
     return url
@@ -251,6 +259,9 @@ def generation_status(*, owner, task_id) -> dict:
         "total_cuts": len(cuts),
         "preview_urls": [media_url(c.image.name) if c.image else None for c in cuts],
         "message": deadline_message(session, jobs_of_session),
+        "wait_message": next(
+            (m for j in jobs_of_session if (m := wait_message(j))), ""
+        ),
         "cuts": [
             {
                 "id": c.number,
@@ -264,6 +275,7 @@ def generation_status(*, owner, task_id) -> dict:
                 "similarity": c.similarity,
                 "quality_ok": c.quality_ok,
                 "quality_reasons": c.quality_reasons,
+                "identity": c.identity,  # against the photo (issue 16)
             }
             for c, s in zip(cuts, states, strict=True)
         ],

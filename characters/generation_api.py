@@ -8,6 +8,7 @@ from ninja import Field, Router, Schema, Status
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
 from . import generation
+from .schemas import IdentityOut
 
 router = Router(tags=["character"])
 
@@ -56,6 +57,9 @@ class CutOut(Schema):
     similarity: float | None = Field(None, description="identity distance to the photo")
     quality_ok: bool | None = Field(None, description="null until the check has run")
     quality_reasons: list[str] = []
+    identity: IdentityOut | None = Field(
+        None, description="same | unsure | different | no_face against the photo, near_copy"
+    )
 
 
 class GenerationStatusOut(Schema):
@@ -66,6 +70,9 @@ class GenerationStatusOut(Schema):
     total_cuts: int
     preview_urls: list[str | None]
     message: str
+    # "대기 중 (앞에 N건)" while the cuts wait for the account's slots at fal, or the notice
+    # that generation is paused for everybody (fal refused the account); "" otherwise.
+    wait_message: str
     cuts: list[CutOut]
 
 

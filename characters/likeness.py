@@ -96,10 +96,19 @@ def is_drawn(style_id: str) -> bool:
 
 
 # --- words for pages ----------------------------------------------------------------------------
-def words(value: dict | None, *, drawn: bool = False) -> str:
-    """What a page says about an identity result ("닮음 · 높음")."""
+def anchor_missing(character) -> bool:
+    """The photo was looked at and has no face: nothing can ever be measured against it."""
+    photo = character.photo if character is not None else None
+    return photo is None or photo.face_embedding == []
+
+
+def words(value: dict | None, *, drawn: bool = False, no_anchor: bool = False) -> str:
+    """What a page says about an identity result ("닮음 · 높음"). None: not measured
+    (`no_anchor`: because the photo has no face)."""
     if value is None:
-        return _("닮음 측정 불가 (원본 사진에서 얼굴을 찾지 못함)")
+        if no_anchor:
+            return _("닮음 측정 불가 (원본 사진에서 얼굴을 찾지 못함)")
+        return _("닮음 측정 안 됨")
     verdict = value.get("verdict")
     if verdict == NO_FACE:
         if drawn:
@@ -115,9 +124,8 @@ def words(value: dict | None, *, drawn: bool = False) -> str:
     return text
 
 
-def display(value: dict | None, *, drawn: bool = False) -> dict | None:
-    """The result plus its words and a CSS tone, for templates; None stays None only when
-    nothing was measured yet is not known (callers pass pending images as None)."""
+def display(value: dict | None, *, drawn: bool = False, no_anchor: bool = False) -> dict:
+    """The result plus its words and a CSS tone, for templates."""
     base = dict(value) if value else {"distance": None, "verdict": None, "near_copy": False}
     tone = {SAME: "ok", UNSURE: "warn", DIFFERENT: "bad"}.get(base.get("verdict"), "muted")
-    return {**base, "words": words(value, drawn=drawn), "tone": tone}
+    return {**base, "words": words(value, drawn=drawn, no_anchor=no_anchor), "tone": tone}

@@ -133,6 +133,7 @@ def character_context(character) -> dict:
     else:
         spent = 0
     drawn = likeness.is_drawn(character.style_id)
+    no_anchor = likeness.anchor_missing(character)
     samples = [
         {
             "number": s.number,
@@ -141,7 +142,9 @@ def character_context(character) -> dict:
             "distance": s.similarity,
             "same": s.similarity is not None and s.similarity <= identity.SAME_PERSON_MAX_DISTANCE,
             "identity": s.identity,
-            "identity_words": likeness.words(s.identity, drawn=drawn) if s.image else "",
+            "identity_words": likeness.words(s.identity, drawn=drawn, no_anchor=no_anchor)
+            if s.image
+            else "",
         }
         for s in sorted(training.current_samples(character), key=lambda s: s.number)
     ]

@@ -75,7 +75,10 @@ def test_browser_one_and_two_character_scenes(page, live_server, settings, backg
     assert f"A: {a.trigger_word} v1 @ 0.8" in newest
     assert f"B: {b.trigger_word} v1 @ 0.7" in newest
     assert "two people in meeting room" in newest
-    assert page.get_by_test_id("scene-warning").count() == 0
+    # No strength warning. These characters' LoRAs are not offline ones, so the offline
+    # picture has no faces and the identity separation says it was skipped (issue 16).
+    warnings = page.get_by_test_id("scene-warning").all_inner_texts()
+    assert [w.strip() for w in warnings] == ["⚠️ 인물 분리를 건너뛰었습니다 (얼굴 2개를 찾지 못함)"]
     assert f"A: {b.trigger_word} v1 @ 1.0" in scenes.nth(1).inner_text()
 
     # Both images really load, and the limits are still shown.

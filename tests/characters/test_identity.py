@@ -51,7 +51,8 @@ def test_words_say_the_verdict_and_drawn_styles_say_why_there_is_no_number():
     assert likeness.words(likeness.result(None), drawn=True) == (
         "그림체라 얼굴을 찾지 못해 닮음을 재지 않았습니다"
     )
-    assert "측정 불가" in likeness.words(None)
+    assert likeness.words(None) == "닮음 측정 안 됨"
+    assert likeness.words(None, no_anchor=True) == "닮음 측정 불가 (원본 사진에서 얼굴을 찾지 못함)"
 
 
 # --- cuts ---------------------------------------------------------------------------------------
