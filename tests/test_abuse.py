@@ -388,3 +388,22 @@ def test_site_cap_setting_zero_is_off(user, settings):
     settings.DAILY_SITE_SPEND_CAP_USD = 0
     spent(user, "1000.00")
     limits.check_costly(user, Decimal("1.00"), lock=False)  # no exception
+
+
+def test_profile_offers_to_send_the_verification_link_again(
+    client, verification, db, django_capture_on_commit_callbacks
+):
+    newbie = User.objects.create_user("newbie", "n@example.com", "pw-n-123")
+    PendingEmailVerification.objects.create(user=newbie, email="n@example.com")
+    client.force_login(newbie)
+    assert 'data-testid="verify-pending"' in client.get("/accounts/profile/").content.decode()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/accounts/verify/resend/")
+        client.post("/accounts/verify/resend/")  # a second one within the minute is not sent
+
+    sent = [m for m in mail.outbox if m.to == ["n@example.com"]]
+    assert len(sent) == 1
+    link = next(line for line in sent[0].body.splitlines() if "/accounts/verify/" in line)
+    client.get(link[link.index("/accounts/"):])
+    assert not PendingEmailVerification.objects.filter(user=newbie).exists()

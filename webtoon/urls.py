@@ -21,6 +21,7 @@ urlpatterns = [
     path("accounts/signup/", account_views.signup, name="signup"),
     path("accounts/profile/", account_views.profile, name="profile"),
     path("accounts/tokens/<int:pk>/revoke/", account_views.token_revoke, name="token_revoke"),
+    path("accounts/verify/resend/", account_views.verify_email_resend, name="verify_email_resend"),
     path("accounts/verify/<str:token>/", account_views.verify_email, name="verify_email"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", api.urls),

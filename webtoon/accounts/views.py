@@ -18,7 +18,7 @@ from webtoon.exceptions import TooManyRequests
 
 from . import services, throttle
 from .forms import SignupForm, TokenForm
-from .models import ApiToken
+from .models import ApiToken, PendingEmailVerification
 
 
 def signup(request):
@@ -117,11 +117,27 @@ def profile(request):
         )
         form = TokenForm()
     tokens = ApiToken.objects.filter(user=request.user)
+    pending = PendingEmailVerification.objects.filter(user=request.user).first()
     return render(
         request,
         "accounts/profile.html",
-        {"form": form, "tokens": tokens, "new_token": new_token},
+        {"form": form, "tokens": tokens, "new_token": new_token, "pending_verification": pending},
     )
+
+
+@login_required
+@require_POST
+def verify_email_resend(request):
+    """The verification link again (at most once a minute: RateEvent)."""
+    pending = get_object_or_404(PendingEmailVerification, user=request.user)
+    try:
+        throttle.hit(f"verify-resend:u{request.user.pk}", "1/1m")
+    except TooManyRequests as exc:
+        messages.error(request, str(exc))
+    else:
+        services.require_verification(request.user, pending.email)
+        messages.info(request, _("확인 메일을 다시 보냈습니다."))
+    return redirect("profile")
 
 
 @login_required
