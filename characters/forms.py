@@ -78,12 +78,12 @@ class PrepareForm(forms.Form):
 
 class EditForm(forms.Form):
     name = forms.CharField(label=_("이름"), max_length=60)
-    lora_scale_default = forms.FloatField(label=_("기본 LoRA 강도"))
+    lora_scale_default = forms.FloatField(label=_("기본 캐릭터 반영 강도"))
 
 
 class TestGenerateForm(forms.Form):
     prompt = forms.CharField(label=_("프롬프트"), max_length=500, required=False)
-    scale = forms.FloatField(label=_("LoRA 강도"))
+    scale = forms.FloatField(label=_("캐릭터 반영 강도"))
     image_size = forms.ChoiceField(
         label=_("이미지 크기"),
         choices=[

@@ -58,7 +58,7 @@ def check_scale(scale: float) -> float:
     low, high = settings.LORA_SCALE_MIN, settings.LORA_SCALE_MAX
     if not low <= scale <= high:
         raise InvalidInput(
-            _("LoRA 강도는 %(low)s~%(high)s 사이여야 합니다.") % {"low": low, "high": high}
+            _("캐릭터 반영 강도는 %(low)s~%(high)s 사이여야 합니다.") % {"low": low, "high": high}
         )
     return round(scale, 2)
 

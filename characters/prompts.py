@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from webtoon.prompting.translate import english
+
 from .enums import StyleId
 
 STYLE_PROMPTS: dict[str, str] = {
@@ -108,7 +110,8 @@ def api_category_of(category: str) -> str:
 
 def style_prompt(style_id: str, custom_prompt: str = "") -> str:
     if style_id == StyleId.CUSTOM:
-        return custom_prompt.strip()
+        # A style described in Korean goes to the model in English (cached per text).
+        return english(custom_prompt, kind="style")
     return STYLE_PROMPTS[style_id]
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.imaging import BackendError
 from webtoon.media import media_url
+from webtoon.prompting.translate import english as prompt_english
 
 from . import curation, drafts, generation, management, photos, presenters, queries, training
 from .enums import CharacterStatus
@@ -66,6 +67,9 @@ def style_select(request, photo_id):
             # Never a silent second paid set for the same photo: continue, or confirm.
             form.add_error(None, _(SECOND_SET))
     if request.method == "POST" and form.is_valid():
+        # A custom style in Korean is put into English now, outside the transaction below
+        # (it may wait on fal for a few seconds; the 24 cut prompts then read the cache).
+        prompt_english(form.cleaned_data["custom_prompt"], kind="style")
         try:
             # One step: a refused start (e.g. a per-user limit) leaves no empty session.
             with transaction.atomic():

@@ -58,13 +58,14 @@ IMAGE_SIZES = (
 )
 
 SCALE_SUM_WARNING = (
-    "두 LoRA 강도의 합이 1.5를 넘습니다. 캐릭터 특징이 섞이거나 약해질 수 있습니다 "
+    "두 캐릭터 반영 강도의 합이 1.5를 넘습니다. 캐릭터 특징이 섞이거나 약해질 수 있습니다 "
     "(각 0.6~0.8, 합 1.5 이하 권장)."
 )
 THREE_OR_MORE = "3명 이상은 지원하지 않습니다. 캐릭터는 최대 2명까지 고를 수 있습니다."
+NOTHING_DESCRIBED = "표정, 장소, 상황 중 하나 이상을 입력해주세요."
 SAME_TWICE = "같은 캐릭터를 두 번 고를 수 없습니다. 서로 다른 캐릭터를 골라주세요."
 TWO_CHARACTER_LIMITS = (
-    "LoRA 두 개를 함께 쓰면 각 캐릭터의 특징이 약해질 수 있습니다.",
+    "두 캐릭터를 함께 그리면 각 캐릭터의 특징이 약해질 수 있습니다.",
     "강도는 각각 0.6~0.8, 합계 1.5 이하를 권장합니다.",
     "닮은 캐릭터끼리는 서로 섞일 수 있으니 옷이나 머리 색으로 구분해주세요.",
     "3명 이상은 지원하지 않습니다.",
@@ -126,6 +127,10 @@ def generate_with_character(
 ) -> Scene:
     """`style`: a style preset's keywords, added after the scene words (episodes)."""
     _check_size(image_size)
+    described = any((text or "").strip() for text in (expression, location, situation))
+    if not described and (character_id is None or not style):
+        # Issue 15: a scene with nothing described is refused before anything is paid.
+        raise InvalidInput(_(NOTHING_DESCRIBED))
     inputs = {"expression": expression, "location": location, "situation": situation}
     if style:
         inputs["style"] = style
@@ -137,7 +142,7 @@ def generate_with_character(
     if character_id is None:
         prompt = _parts(*words)
         if not prompt:
-            raise InvalidInput(_("표정, 장소, 상황 중 하나 이상을 입력해주세요."))
+            raise InvalidInput(_(NOTHING_DESCRIBED))
         return _create(owner, Scene.Mode.PROMPT, _parts(prompt, style), [], image_size,
                        settings.INFERENCE_STEPS, inputs)
     character = usable_character(owner, character_id)

@@ -3,12 +3,15 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from characters.presenters import STYLE_ICONS
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.params import uuid_or_none
+from webtoon.ui.money import price_text, unit_price
+from webtoon.ui.sizes import size_label
 
 from . import separation, services
 from .api import scene_dict
@@ -37,7 +40,8 @@ def index(request):
     chosen = request.GET.get("character") or ""
     filter_id = uuid_or_none(request.GET.get("filter"))
     scenes = services.scenes_for(request.user, filter_id).select_related("job")
-    scenes = scenes.prefetch_related("cast__version")[:60]  # scene_dict shows each role's v<n>
+    # scene_dict shows each role's v<n>; the page names each role's character.
+    scenes = scenes.prefetch_related("cast__version", "cast__character")[:60]
     rows = [
         {"id": str(c.public_id), "name": c.name, "icon": STYLE_ICONS.get(c.style_id, ""),
          "scale": c.lora_scale_default, "chosen": str(c.public_id) == chosen}
@@ -52,21 +56,55 @@ def index(request):
         "places": list(PLACES),
         "situations": list(SITUATIONS),
         "limits": services.TWO_CHARACTER_LIMITS,
-        "scenes": [scene_dict(s) for s in scenes],
+        "scenes": [page_scene(s) for s in scenes],
         "filter": str(filter_id or ""),
         "sizes": services.IMAGE_SIZES,
         "estimate_separated": separation.estimate(True),
+        "one_price": price_text(unit_price("COST_PER_LORA_INFERENCE")),
+        "max_scale_sum": services.MAX_SCALE_SUM,
         "estimate_single": separation.estimate(False),
     }
     return render(request, "scenes/index.html", context)
 
 
-def _scene_response(request, action):
+def page_scene(scene) -> dict:
+    """scene_dict plus what the page shows instead of the English prompt (issue 15: Korean
+    in, Korean out): the words typed, and the characters by name."""
+    row = scene_dict(scene)
+    inputs = scene.inputs or {}
+    cast = scene.cast.all()
+    names = {c.role: c.character.name if c.character else c.trigger_word for c in cast}
+    labels = (
+        ("expression", _("표정")),
+        ("location", _("장소")),
+        ("situation", _("상황")),
+        ("a_action", names.get("A", "A")),
+        ("b_action", names.get("B", "B")),
+    )
+    row["words"] = " · ".join(
+        f"{label}: {inputs[key]}" for key, label in labels if (inputs.get(key) or "").strip()
+    )
+    for cast in row["characters"]:
+        cast["name"] = names.get(cast["role"], cast["trigger_word"])
+    row["size_label"] = size_label(scene.image_size)
+    return row
+
+
+def _scene_response(request, action, error_box: str = ""):
+    """A new scene card for the gallery; a refusal goes next to the form's button
+    (`error_box`: the id of its message area), and a success clears that area."""
     try:
         scene = action()
     except DomainError as exc:
-        return render(request, "scenes/index.html#scene-error", {"error": str(exc)})
-    return render(request, "scenes/index.html#scene", {"scene": scene_dict(scene)})
+        response = render(request, "scenes/index.html#scene-error", {"error": str(exc)})
+        if error_box:
+            response["HX-Retarget"] = f"#{error_box}"
+            response["HX-Reswap"] = "innerHTML"
+        return response
+    response = render(request, "scenes/index.html#scene", {"scene": page_scene(scene)})
+    if error_box:
+        response.write(f'<div id="{error_box}" hx-swap-oob="innerHTML"></div>')
+    return response
 
 
 @login_required
@@ -84,31 +122,52 @@ def generate_one(request):
             situation=post.get("situation", ""),
             image_size=post.get("image_size") or services.ONE_SIZE,
         ),
+        error_box="one-error",
+    )
+
+
+SCALE_SUM_CONFIRM = (
+    "두 캐릭터 반영 강도의 합이 1.5를 넘습니다. 얼굴이 섞이거나 약해질 수 있어요. "
+    "강도를 낮추거나, 이대로 만들려면 슬라이더 옆 확인란을 체크해주세요."
+)
+
+
+def _confirmed_scales(post) -> tuple[float, float]:
+    """Issue 15: a scale sum over the limit is confirmed on the page before anything is paid."""
+    scale_a = _float(post.get("lora_scale_a"), services.TWO_SCALES[0])
+    scale_b = _float(post.get("lora_scale_b"), services.TWO_SCALES[1])
+    over = scale_a + scale_b > services.MAX_SCALE_SUM + 1e-9
+    if over and post.get("confirm_scale_sum") != "on":
+        raise InvalidInput(_(SCALE_SUM_CONFIRM))
+    return scale_a, scale_b
+
+
+def _two_characters(request):
+    post = request.POST
+    character_a_id = _character_id(post, "character_a")
+    character_b_id = _character_id(post, "character_b")
+    scale_a, scale_b = _confirmed_scales(post)
+    return services.generate_two_characters(
+        owner=request.user,
+        character_a_id=character_a_id,
+        character_b_id=character_b_id,
+        scale_a=scale_a,
+        scale_b=scale_b,
+        location=post.get("location", ""),
+        situation=post.get("situation", ""),
+        a_action=post.get("a_action", ""),
+        b_action=post.get("b_action", ""),
+        # An unticked box sends nothing: the form marks that it showed the box.
+        separate_identities=post.get("separate_identities") == "on"
+        if "separation_choice" in post
+        else True,
     )
 
 
 @login_required
 @require_POST
 def generate_two(request):
-    post = request.POST
-    return _scene_response(
-        request,
-        lambda: services.generate_two_characters(
-            owner=request.user,
-            character_a_id=_character_id(post, "character_a"),
-            character_b_id=_character_id(post, "character_b"),
-            scale_a=_float(post.get("lora_scale_a"), services.TWO_SCALES[0]),
-            scale_b=_float(post.get("lora_scale_b"), services.TWO_SCALES[1]),
-            location=post.get("location", ""),
-            situation=post.get("situation", ""),
-            a_action=post.get("a_action", ""),
-            b_action=post.get("b_action", ""),
-            # An unticked box sends nothing: the form marks that it showed the box.
-            separate_identities=post.get("separate_identities") == "on"
-            if "separation_choice" in post
-            else True,
-        ),
-    )
+    return _scene_response(request, lambda: _two_characters(request), error_box="two-error")
 
 
 @login_required
@@ -116,7 +175,7 @@ def scene_item(request, scene_id):
     scene = services.scene_for(request.user, scene_id)
     if scene.job:
         services.jobs.request_refresh(scene.job)
-    return render(request, "scenes/index.html#scene", {"scene": scene_dict(scene)})
+    return render(request, "scenes/index.html#scene", {"scene": page_scene(scene)})
 
 
 @login_required
@@ -131,4 +190,6 @@ def regenerate(request, scene_id):
 @require_POST
 def delete(request, scene_id):
     services.delete_scene(owner=request.user, scene_id=scene_id)
-    return HttpResponse("")
+    # The card goes; the page says what happened (issue 15).
+    flash = render_to_string("characters/list.html#flash", {"flash": _("씬을 삭제했습니다.")})
+    return HttpResponse(flash)

@@ -229,3 +229,80 @@ def test_offline_backend_uses_the_dictionary_without_asking(
 
 def test_trained_character_factory_still_counts_as_active(user):
     assert training.character_for(user, trained_character(user).public_id).status == "active"
+
+
+# --- the scene page: guardrails next to the button, Korean words shown ------------------------
+def test_scene_with_nothing_described_is_refused_next_to_the_button(alice_client, user, offline):
+    boss = trained_character(user)
+    response = alice_client.post(
+        "/scenes/one/", {"character": str(boss.public_id)}, headers={"HX-Request": "true"}
+    )
+    assert "표정, 장소, 상황 중 하나 이상을 입력해주세요." in response.content.decode()
+    assert response["HX-Retarget"] == "#one-error" and not Scene.objects.exists()
+
+
+def test_api_scene_with_a_character_and_nothing_described_is_422(alice_client, user, offline):
+    boss = trained_character(user)
+    response = api_post(
+        alice_client, "scene/generate-with-character", {"character_id": str(boss.public_id)}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "표정, 장소, 상황 중 하나 이상을 입력해주세요."
+
+
+def test_same_character_twice_is_refused_next_to_the_button(alice_client, user, offline):
+    boss = trained_character(user)
+    body = {"character_a": str(boss.public_id), "character_b": str(boss.public_id),
+            "location": "카페"}
+    response = alice_client.post("/scenes/two/", body, headers={"HX-Request": "true"})
+    assert "같은 캐릭터를 두 번 고를 수 없습니다" in response.content.decode()
+    assert response["HX-Retarget"] == "#two-error" and not Scene.objects.exists()
+
+
+def test_scale_sum_over_the_limit_needs_confirmation_before_paying(
+    alice_client, user, offline, django_capture_on_commit_callbacks
+):
+    a, b = trained_character(user, name="김대리"), trained_character(user, name="이부장")
+    body = {"character_a": str(a.public_id), "character_b": str(b.public_id),
+            "location": "카페", "lora_scale_a": "1.0", "lora_scale_b": "0.9"}
+    refused = alice_client.post("/scenes/two/", body, headers={"HX-Request": "true"})
+    assert "합이 1.5를 넘습니다" in refused.content.decode()
+    assert refused["HX-Retarget"] == "#two-error" and not Job.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        made = alice_client.post(
+            "/scenes/two/", body | {"confirm_scale_sum": "on"},
+            headers={"HX-Request": "true"},
+        )
+    assert made.status_code == 200 and Scene.objects.count() == 1
+    assert 'id="two-error" hx-swap-oob="innerHTML"' in made.content.decode()  # cleared
+
+
+def test_scene_page_shows_korean_words_prices_and_the_prompt_behind_a_toggle(
+    alice_client, user, offline, django_capture_on_commit_callbacks
+):
+    boss = trained_character(user, name="박사장")
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(
+            "/scenes/one/",
+            {"character": str(boss.public_id), "expression": "미소", "location": "사무실",
+             "image_size": "portrait_4_3", "lora_scale": "0.8"},
+            headers={"HX-Request": "true"},
+        )
+    page = alice_client.get("/scenes/").content.decode()
+    assert 'data-testid="scene-words">표정: 미소 · 장소: 사무실<' in page
+    assert "프롬프트 보기" in page and f"{boss.trigger_word}, gentle smile, office" in page
+    assert "씬 생성 · $0.03 · ₩42" in page  # every paid button shows its price
+    assert "캐릭터 반영 강도" in page and "LoRA 강도" not in page
+    assert ">세로 4:3<" in page and ">portrait_4_3<" not in page
+
+
+def test_deleting_a_scene_says_so_and_the_empty_state_is_on_the_page(
+    alice_client, user, offline, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        api_post(alice_client, "scene/generate-with-character", {"expression": "미소"})
+    scene = Scene.objects.get()
+    page = alice_client.get("/scenes/").content.decode()
+    assert 'data-empty-for="#scenes"' in page  # shown by app.js once the last card is gone
+    response = alice_client.post(f"/scenes/{scene.public_id}/delete/", headers={"HX-Request": "true"})
+    assert "씬을 삭제했습니다." in response.content.decode()

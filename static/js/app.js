@@ -36,12 +36,6 @@
   document.addEventListener("change", function (event) {
     if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
   });
-  // Scene page: the "no scenes yet" line goes once a scene has been swapped in.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    var list = event.target.closest && event.target.closest("#scenes");
-    var empty = list && list.querySelector("[data-testid=scene]") && list.querySelector("#no-scenes");
-    if (empty) empty.remove();
-  });
   // Phone: the ☰ button opens and closes the menu (the links never squeeze into one line).
   document.addEventListener("click", function (event) {
     var toggle = event.target.closest(".menu-toggle");
@@ -62,6 +56,36 @@
   document.addEventListener("DOMContentLoaded", function () {
     syncEmptyStates();
     new MutationObserver(syncEmptyStates).observe(document.body, { childList: true, subtree: true });
+  });
+  // Two-character scene: the scale-sum warning and its confirmation appear next to the
+  // sliders before anything is paid; the same character twice is refused next to the button.
+  function checkPair(form) {
+    var box = form.querySelector(".scale-pair");
+    if (box) {
+      var sum = 0;
+      form.querySelectorAll("input[data-sum]").forEach(function (input) { sum += Number(input.value); });
+      var over = sum > Number(box.dataset.maxSum) + 1e-9;
+      var warning = form.querySelector(".scale-sum-warning");
+      warning.hidden = !over;
+      if (!over) warning.querySelector("input[type=checkbox]").checked = false;
+    }
+    var picks = Array.prototype.map.call(form.querySelectorAll("select[data-pair]"), function (s) { return s.value; });
+    var same = picks.length === 2 && picks[0] && picks[0] === picks[1];
+    var note = form.querySelector(".same-twice");
+    if (note) note.hidden = !same;
+    var submit = form.querySelector("[data-testid=scene-two-submit]");
+    if (submit && form.dataset.enough !== "0") submit.disabled = same;
+  }
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-testid=scene-two]");
+    if (form) checkPair(form);
+  });
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-testid=scene-two]");
+    if (form) checkPair(form);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-testid=scene-two]").forEach(checkPair);
   });
   // A click on the backdrop closes the zoom dialog too.
   document.addEventListener("click", function (event) {

@@ -285,13 +285,14 @@ def test_two_character_scale_sum_warning_is_shown_on_the_page(
                 "lora_scale_a": "0.9",
                 "lora_scale_b": "0.8",
                 "location": "카페",
+                "confirm_scale_sum": "on",  # the page asks before paying (issue 15)
             },
             HTTP_HX_REQUEST="true",
         ).content.decode()
     assert 'data-testid="scene-warning"' in html
-    assert "두 LoRA 강도의 합이 1.5를 넘습니다" in html
+    assert "두 캐릭터 반영 강도의 합이 1.5를 넘습니다" in html
     page = alice_client.get("/scenes/").content.decode()
-    assert "두 LoRA 강도의 합이 1.5를 넘습니다" in page
+    assert "두 캐릭터 반영 강도의 합이 1.5를 넘습니다" in page
 
 
 def test_two_character_default_scales_do_not_warn_on_the_page(
@@ -610,7 +611,7 @@ def test_delete_from_the_page_removes_the_scene_and_its_image(
     )
     scene = Scene.objects.get()
     response = alice_client.post(f"/scenes/{scene.public_id}/delete/", HTTP_HX_REQUEST="true")
-    assert response.status_code == 200 and response.content == b""
+    assert response.status_code == 200 and "씬을 삭제했습니다." in response.content.decode()
     assert not Scene.objects.exists() and not default_storage.exists(scene.image.name)
 
 
@@ -728,7 +729,7 @@ def test_scene_page_always_shows_the_two_character_limits(alice_client, user, co
         trained_character(user, name=f"캐릭터 {i}")
     page = alice_client.get("/scenes/").content.decode()
     for line in (
-        "LoRA 두 개를 함께 쓰면 각 캐릭터의 특징이 약해질 수 있습니다.",
+        "두 캐릭터를 함께 그리면 각 캐릭터의 특징이 약해질 수 있습니다.",
         "강도는 각각 0.6~0.8, 합계 1.5 이하를 권장합니다.",
         "닮은 캐릭터끼리는 서로 섞일 수 있으니 옷이나 머리 색으로 구분해주세요.",
         "3명 이상은 지원하지 않습니다.",
