@@ -10,9 +10,10 @@ instead of a dict means "not measurable": the anchor photo has no face dlib can 
 
 Thresholds (dlib descriptor distance), measured with bench/measure_identity.py on
 tests/testdata (docs/PERFORMANCE.md, "Identity thresholds"):
-- copies of one photo (JPEG q95/q60, 90 % crop, ±6° rotation, ±30 % brightness/contrast,
-  greyscale, the fakes' 8 reframings) measured 0.046-0.176 for astronaut.png and
-  grace_hopper.jpg, mirrored copies 0.178-0.205, a half-size copy 0.226;
+- unmirrored copies of one photo (JPEG q95/q60, 90 % crop, 6° rotation, +30 % brightness or
+  contrast, greyscale, the fakes' 4 unmirrored reframings) measured 0.046-0.176 for
+  astronaut.png and grace_hopper.jpg; mirrored copies 0.152-0.210; a half-size astronaut
+  (its face ~80 px) 0.226;
 - the two different people (astronaut vs Grace Hopper) measured 0.694 (0.704 mirrored);
 - dlib's own decision threshold is 0.6 (99.38 % on LFW), which the quality check and the
   consistency score already use for "same person".
@@ -35,9 +36,9 @@ SAME_MAX_DISTANCE = identity.SAME_PERSON_MAX_DISTANCE  # 0.6, dlib's threshold
 # Between dlib's threshold and the different people we measured (0.694): dlib's errors on
 # LFW sit around its threshold, so a distance just above it is "unsure", not "different".
 UNSURE_MAX_DISTANCE = 0.65
-# Every non-mirrored copy of a photo measured <= 0.176; a genuinely new photo of the same
-# person is 0.2-0.4 apart (dlib's published figures). Mirrored copies (0.178-0.205) and
-# re-scaled ones are left unflagged: they still vary the framing a little.
+# Every unmirrored copy of a photo measured <= 0.176, and a genuinely new photo of the same
+# person is usually 0.2-0.4 apart (dlib's published figures): 0.18 flags the copies. Mirrored
+# copies straddle it (0.152-0.210): a mirror is half a new pose, flagged or not.
 NEAR_COPY_MAX_DISTANCE = 0.18
 
 

@@ -262,3 +262,20 @@ def test_an_episode_panel_showing_the_scene_carries_its_identity(
         ("A", "same", "닮음 · 높음 · 사진과 거의 같음"),
         ("B", "same", "닮음 · 높음 · 사진과 거의 같음"),
     ]
+
+
+def test_support_sees_each_stage_of_a_separated_scene_in_the_back_office(
+    client, user, duo, fal, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth import get_user_model
+
+    a, b = duo
+    client.force_login(user)
+    scene_id = two(client, django_capture_on_commit_callbacks, a, b).json()["scene_id"]
+    admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-root-1")
+    client.force_login(admin)
+    scene = Scene.objects.get(public_id=scene_id)
+    page = client.get(f"/admin/scenes/scene/{scene.pk}/change/").content.decode()
+    for stage in scene.stages:
+        assert f"{stage['stage']} · call {stage['call']}" in page
+
