@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from PIL import Image
 
+from characters.faces import detect_face
 from webtoon.exceptions import DomainError
 
 from . import rendering
@@ -145,6 +146,33 @@ class Plan:
             "name": p.name, "w": width, "saved": saved, "n": len(self.files),
             "total": human_size(self.total),
         }
+
+
+def export_strip(
+    panels: list[tuple[Image.Image, list[rendering.BubbleSpec]]],
+    p: Platform,
+    fmt: str,
+    max_height: int,
+) -> tuple[Image.Image, Plan]:
+    """The drawn panels (with the bubbles drawn on them) stacked into the strip, and the plan
+    that slices and encodes it within the platform's limits. Slices are cut in gutters first,
+    else in the quietest rows that cross no bubble and no face."""
+    width = panels[0][0].width
+    gap = round(rendering.GUTTER * width / rendering.STRIP_WIDTH)
+    keep_out, top = [], 0
+    for picture, bubbles in panels:
+        keep_out += rendering.bubble_bands(bubbles, picture.height, top)
+        if face := detect_face(picture):
+            keep_out.append((top + face["y"], top + face["y"] + face["h"]))
+        top += picture.height + gap
+    strip, gutters = rendering.compose_strip([picture for picture, _ in panels], width)
+    costs = rendering.cut_costs(strip)
+
+    def cut(start: int, end: int, height: int) -> list[tuple[int, int]]:
+        return rendering.slice_ranges(end, gutters, height, keep_out=keep_out, costs=costs,
+                                      start=start)
+
+    return strip, fit(strip, p, fmt, max_height, cut)
 
 
 def fit(strip: Image.Image, p: Platform, fmt: str, max_height: int, cut: Cutter) -> Plan:

@@ -26,7 +26,6 @@ from django.utils.translation import gettext as _
 from django_q.tasks import async_task
 from PIL import Image, UnidentifiedImageError
 
-from characters.faces import detect_face
 from characters.photos import check_file_size, decode_photo
 from scenes import services as scenes
 from webtoon.accounts.throttle import check_action
@@ -716,25 +715,14 @@ def _render_export(export: Export) -> str:
     panels = list(panels_of(export.episode))
     if not panels:
         raise ExportFailed(_("컷이 없습니다. 먼저 컷을 추가해주세요."))
-    pictures, warnings, keep_out = [], [], []
-    top = 0
-    gap = round(rendering.GUTTER * export.width / rendering.STRIP_WIDTH)
+    drawn, warnings = [], []
     for number, panel in enumerate(panels, 1):
         picture, notes = render_panel(panel, number, export.width)
-        pictures.append(picture)
+        drawn.append((picture, [bubble_spec(b) for b in panel.bubbles.all()]))
         warnings += notes
-        keep_out += _keep_out(panel, picture, top)
-        top += picture.height + gap
-    strip, gutters = rendering.compose_strip(pictures, export.width)
-    costs = rendering.cut_costs(strip)
-
-    def cut(start: int, end: int, max_height: int) -> list[tuple[int, int]]:
-        return rendering.slice_ranges(end, gutters, max_height, keep_out=keep_out, costs=costs,
-                                      start=start)
-
     target = platforms.platform(export.preset)
     export.format, format_note = platforms.export_format(target, export.format)
-    plan = platforms.fit(strip, target, export.format, export.max_height, cut)
+    strip, plan = platforms.export_strip(drawn, target, export.format, export.max_height)
     notes = [n for n in (format_note, *plan.notes) if n]
     slices = [
         {"name": "", "width": strip.width, "height": b - t, "top": t, "size": len(data)}
@@ -750,15 +738,6 @@ def _render_export(export: Export) -> str:
         summary=plan.summary(target, strip.width), zip_file=stored.get("zip", ""),
         pdf_file=stored.get("pdf", ""), preview_file=stored.get("preview", ""),
     )
-
-
-def _keep_out(panel: Panel, picture: Image.Image, top: int) -> list[tuple[int, int]]:
-    """Rows of the strip a slice should not cut: the panel's bubbles and its largest face."""
-    bands = rendering.bubble_bands([bubble_spec(b) for b in panel.bubbles.all()],
-                                   picture.height, top)
-    if face := detect_face(picture):
-        bands.append((top + face["y"], top + face["y"] + face["h"]))
-    return bands
 
 
 def _store(export: Export, strip: Image.Image, plan: platforms.Plan) -> dict:
