@@ -279,3 +279,29 @@ def test_support_sees_each_stage_of_a_separated_scene_in_the_back_office(
     for stage in scene.stages:
         assert f"{stage['stage']} · call {stage['call']}" in page
 
+
+
+def offline_lora(photo_name: str) -> str:
+    """An offline-backend LoRA whose pictures show `photo_name` (what an offline training
+    makes: the reference is the first training image)."""
+    from webtoon.imaging.offline import SCHEME
+    from webtoon.imaging.safetensors_file import build_safetensors
+
+    backend = get_backend("offline")
+    reference = backend.upload((TESTDATA / photo_name).read_bytes(), "image/png", photo_name)
+    weights = build_safetensors({"w": [0.5] * 4},
+                                {"offline_reference": reference[len(SCHEME):]})
+    return backend.upload(weights, "application/octet-stream", "lora.safetensors")
+
+
+def test_the_offline_backend_separates_two_offline_characters_too(
+    alice_client, user, offline, django_capture_on_commit_callbacks
+):
+    a = trained_character(user, name="김대리", lora_url=offline_lora("astronaut.png"))
+    b = trained_character(user, name="이부장", lora_url=offline_lora("grace_hopper.jpg"))
+    b.photo = photo_of(user, "grace_hopper.jpg")
+    b.save(update_fields=["photo"])
+    response = two(alice_client, django_capture_on_commit_callbacks, a, b)
+    scene = alice_client.get(f"/api/scene/{response.json()['scene_id']}").json()
+    assert scene["separation"] == "done" and len(scene["stages"]) == 3
+    assert [c["identity"]["verdict"] for c in scene["characters"]] == ["same", "same"]
