@@ -29,7 +29,7 @@ import math
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -741,7 +741,7 @@ def slice_ranges(
     gutters: Iterable[tuple[int, int]],
     max_height: int,
     *,
-    keep_out: Iterable[tuple[int, int]] = (),
+    keep_out: Iterable[tuple[int, int]] | Callable[[int, int], list] = (),
     costs: np.ndarray | None = None,
     start: int = 0,
 ) -> list[tuple[int, int]]:
@@ -750,9 +750,13 @@ def slice_ranges(
     Gutter first: each cut goes in the middle of the lowest gutter in reach (that leaves a
     piece at least half the maximum); else in the quietest rows of that lower half that cross
     no bubble or face (`keep_out`, by `costs`, see cut_costs); else in a higher gutter (a
-    shorter piece rather than a cut through a bubble); else in the quietest rows anyway."""
+    shorter piece rather than a cut through a bubble); else in the quietest rows anyway.
+    `keep_out` may be a function of (low, high) giving the bands there: found only when a cut
+    outside a gutter is considered."""
     cuts = sorted((top + bottom) // 2 for top, bottom in gutters)
-    keep_out = list(keep_out)
+    if not callable(keep_out):
+        bands = list(keep_out)
+        keep_out = lambda low, high: bands  # noqa: E731
     ranges = []
     while total - start > max_height:
         end = _next_cut(start, start + max_height, cuts, keep_out, costs)
@@ -766,7 +770,7 @@ def _next_cut(start, limit, cuts, keep_out, costs) -> int:
     reach = start + (limit - start) // 2
     if in_reach := [c for c in cuts if reach <= c <= limit]:
         return max(in_reach)
-    if (row := _quiet_row(reach, limit, keep_out, costs)) is not None:
+    if (row := _quiet_row(reach, limit, keep_out(reach, limit), costs)) is not None:
         return row
     shortest = start + max(1, (limit - start) // 8)
     if higher := [c for c in cuts if shortest <= c < reach]:

@@ -1,15 +1,17 @@
 """Korean text in bubbles (wrapping, fitting, never overflowing) and the strip's geometry."""
 
 import unicodedata
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw
 
-from episodes import rendering, services
+from episodes import platforms, rendering, services
 from episodes.models import Export
 from episodes.rendering import BubbleSpec, PanelSpec, fit_text, korean_font, slice_ranges, wrap
 from tests.episodes.helpers import episode, uploaded_panel
 
+TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 LONG_SENTENCE = (
     "사장님, 올해 종합소득세 신고 기간은 5월 1일부터 5월 31일까지이고 "
     "간편장부 대상자라면 경비 영수증을 꼭 챙겨두셔야 합니다"
@@ -270,3 +272,19 @@ def test_an_export_does_not_slice_through_a_bubble(user, django_capture_on_commi
     cuts = [image["top"] for image in export.images[1:]]
     assert cuts and all(not 1180 - 6 < cut < 1420 + 6 for cut in cuts)
     assert all(image["height"] <= 1280 for image in export.images)
+
+
+def test_the_cut_goes_around_a_face():
+    # Grace Hopper's portrait (face in rows 830-1152) on busy stripes: the quietest rows in
+    # reach run through her face, so without faces the cut would be at 876.
+    photo = Image.open(TESTDATA / "grace_hopper.jpg").convert("RGB").resize((800, 800))
+    picture = busy_strip(2400)
+    picture.paste(photo, (0, 700))
+    costs = rendering.cut_costs(picture)
+    first, *_rest = slice_ranges(2400, [], 1280, costs=costs)
+    assert 830 < first[1] < 1152  # through the face, when nothing says where it is
+    (face,) = platforms.face_bands(picture)
+    assert face[0] <= 850 and face[1] >= 1100
+    _strip, plan = platforms.export_strip(
+        [(picture, [])], platforms.PLATFORMS["webtoon_canvas"], "jpeg", 1280)
+    assert not any(face[0] < bottom < face[1] for _top, bottom in plan.ranges)
