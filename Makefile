@@ -66,6 +66,7 @@ bench: install
 	$(PY) bench/bench_status.py
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_reconcile.py
+	$(PY) bench/bench_episode_presets.py
 
 # The soak (soak/run.py, docs/OPERATIONS.md): N users through the whole flow against the fal
 # fake with faults, 2 qclusters whose processes are killed every few seconds; exits non-zero

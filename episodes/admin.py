@@ -87,14 +87,16 @@ class PanelAdmin(backoffice.BackofficeAdmin):
 
 @admin.register(Export)
 class ExportAdmin(backoffice.BackofficeAdmin):
-    list_display = ("public_id", "episode", "owner_display", "format", "state",
-                    "image_count", "total_height", "created_at", "finished_at")
-    list_filter = ("state", "format", "created_at")
+    list_display = ("public_id", "episode", "owner_display", "preset", "preview", "format",
+                    "quality", "state", "image_count", "total_height", "created_at",
+                    "finished_at")
+    list_filter = ("state", "preset", "preview", "format", "created_at")
     search_fields = ("public_id", "episode__title", "owner__username", "error")
     list_select_related = ("episode", "owner")
     raw_id_fields = ("episode", "owner")
-    readonly_fields = ("public_id", "images", "zip_file", "pdf_file", "warnings", "error",
-                       "total_height", "created_at", "started_at", "finished_at")
+    readonly_fields = ("public_id", "summary", "quality", "images", "zip_file", "pdf_file",
+                       "preview_file", "warnings", "error", "total_height", "created_at",
+                       "started_at", "finished_at")
     actions = ("run_again",)
     detail_actions = ("run_again",)
 
@@ -112,7 +114,8 @@ class ExportAdmin(backoffice.BackofficeAdmin):
         for export in queryset.select_related("episode", "owner"):
             try:
                 made.append(services.request_export(
-                    owner=export.owner, episode_id=export.episode.public_id, fmt=export.format
+                    owner=export.owner, episode_id=export.episode.public_id, fmt=export.format,
+                    preset=export.preset, preview=export.preview,
                 ))
             except DomainError as exc:
                 refused.append(f"{export.episode}: {exc}")
