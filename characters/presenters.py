@@ -108,6 +108,7 @@ def curation_context(session: CreationSession) -> dict:
         "min_selected": settings.MIN_SELECTED_CUTS,
         "deadline_message": generation.deadline_message(session),
         "checks_running": curation.checks_running(session),
+        "regenerate_price": price_text(unit_price("COST_PER_IMAGE_GENERATION")),
     }
 
 
@@ -130,6 +131,9 @@ def character_context(character) -> dict:
         spent += job.cost_recorded
         if character.samples_job:
             spent += character.samples_job.cost_recorded
+        version = character.current_version
+        if version and version.sweep_job:  # the scale sweep is part of the training's cost
+            spent += version.sweep_job.cost_recorded
     else:
         spent = 0
     drawn = likeness.is_drawn(character.style_id)

@@ -143,6 +143,15 @@ def _testdata_image(name: str) -> Image.Image:
         return im.convert("RGB")
 
 
+@functools.lru_cache(maxsize=4)
+def _face_in(name: str):
+    """The face of a test photo (the same few images every time: found once)."""
+    from characters.identity import find_faces  # lazy: dlib, only for inpainting
+
+    faces = find_faces(_testdata_image(name))
+    return faces[0] if faces else None
+
+
 def _is_inpaint(fake: FakeRequest) -> bool:
     return fake.endpoint.endswith("/inpainting")
 
@@ -698,10 +707,13 @@ class FalFake:
         return canvas
 
     def _face_photo(self, lora: dict[str, Any]) -> Image.Image:
+        return _testdata_image(self._face_name(lora))
+
+    def _face_name(self, lora: dict[str, Any]) -> str:
         name = self.lora_faces.get(str(lora.get("path")), FACE_PHOTOS[0])
         if float(lora.get("scale", 1.0)) < self.weak_scale and name in FACE_PHOTOS:
             name = next(n for n in FACE_PHOTOS if n != name)  # a stranger
-        return _testdata_image(name)
+        return name
 
     def _file_image(self, url: Any, mode: str = "RGB") -> Image.Image | None:
         name = str(url or "").rsplit("/files/", 1)[-1]
@@ -727,10 +739,10 @@ class FalFake:
         box = mask.point(lambda v: 255 if v > 127 else 0).getbbox()
         targets = find_faces(source.crop(box)) if box else []
         photo = self._face_photo(loras[0])
-        own = find_faces(photo)
-        if not targets or not own:
+        face = _face_in(self._face_name(loras[0]))
+        if not targets or face is None:
             return source
-        target, face = targets[0], own[0]
+        target = targets[0]
         scale = target.width / face.width
         layer = source.copy()
         scaled = photo.resize((max(1, round(photo.width * scale)),
