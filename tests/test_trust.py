@@ -304,5 +304,153 @@ def test_deleting_a_scene_says_so_and_the_empty_state_is_on_the_page(
     scene = Scene.objects.get()
     page = alice_client.get("/scenes/").content.decode()
     assert 'data-empty-for="#scenes"' in page  # shown by app.js once the last card is gone
-    response = alice_client.post(f"/scenes/{scene.public_id}/delete/", headers={"HX-Request": "true"})
+    response = alice_client.post(
+        f"/scenes/{scene.public_id}/delete/", headers={"HX-Request": "true"}
+    )
     assert "씬을 삭제했습니다." in response.content.decode()
+
+
+# --- the 작업 page names each job, newest first, paginated ------------------------------------
+def test_jobs_page_names_character_kind_time_and_link_newest_first(
+    alice_client, user, offline, django_capture_on_commit_callbacks
+):
+    boss = trained_character(user, name="박사장")
+    with django_capture_on_commit_callbacks(execute=True):
+        api_post(alice_client, f"character/{boss.public_id}/test-generate", {"prompt": "미소"})
+        api_post(
+            alice_client,
+            "scene/generate-with-character",
+            {"character_id": str(boss.public_id), "expression": "미소"},
+        )
+    page = alice_client.get("/jobs/").content.decode()
+    cards = page.split('data-testid="job-card"')[1:]
+    assert len(cards) == 2
+    assert "씬 생성" in cards[0] and "테스트 생성" in cards[1]  # newest first
+    for card in cards:
+        assert f'href="{boss.get_absolute_url()}">박사장<' in card or ">박사장</a>" in card
+        assert 'data-testid="job-time"' in card and "월" in card
+    assert 'href="/scenes/#scene-' in cards[0]
+
+
+def test_jobs_page_is_paginated(alice_client, user, offline):
+    from webtoon.jobs import services as jobs
+
+    for i in range(23):
+        jobs.create_image_job(user, f"office {i}", "square_hd")
+    first = alice_client.get("/jobs/").content.decode()
+    assert first.count('data-testid="job-card"') == 20 and "1 / 2" in first
+    second = alice_client.get("/jobs/?page=2").content.decode()
+    assert second.count('data-testid="job-card"') == 3
+
+
+# --- prices on every paid button, in $ and ₩ with thousands separators --------------------------
+def test_price_filter_has_dollars_and_won_with_separators(settings):
+    from webtoon.ui.money import price_text
+
+    assert price_text(2) == "$2.00 · ₩2,800"
+    assert price_text(0.48) == "$0.48 · ₩672"
+
+
+def test_paid_buttons_show_their_price(alice_client, user, offline):
+    session = make_session(user, cuts=16)
+    page = alice_client.get(f"/characters/sessions/{session.public_id}/").content.decode()
+    assert "추가 생성 (4컷) · $0.08 · ₩112" in page
+    assert "다시 생성 · $0.02 · ₩28" in page
+    boss = trained_character(user)
+    detail = alice_client.get(boss.get_absolute_url()).content.decode()
+    assert "테스트 생성 · $0.03 · ₩42" in detail
+    style = alice_client.get(f"/characters/new/{session.photo.public_id}/style/").content.decode()
+    assert "24컷 생성 시작 · $0.48 · ₩672" in style
+    jobs_page = alice_client.get("/jobs/").content.decode()
+    assert "생성 · $0.03 · ₩42" in jobs_page
+
+
+# --- no silent second paid set; unfinished work listed, resumed or discarded -------------------
+def test_second_set_for_the_same_photo_needs_resume_or_confirmation(
+    alice_client, user, offline, django_capture_on_commit_callbacks
+):
+    session = make_session(user, cuts=16)
+    url = f"/characters/new/{session.photo.public_id}/style/"
+    page = alice_client.get(url).content.decode()
+    assert "이어서 하기" in page and f"/characters/sessions/{session.public_id}/" in page
+    refused = alice_client.post(url, {"style_id": "original"})
+    assert refused.status_code == 200
+    assert "이 사진으로 만든 컷이 이미 있습니다" in refused.content.decode()
+    assert Job.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        made = alice_client.post(url, {"style_id": "original", "confirm_new": "on"})
+    assert made.status_code == 302 and Job.objects.filter(kind="cuts").count() == 1
+
+
+def test_unfinished_work_is_listed_and_can_be_discarded(alice_client, user, offline):
+    session = make_session(user, cuts=16)
+    page = alice_client.get("/characters/").content.decode()
+    assert "만들던 캐릭터" in page and "컷 16장 중 16장 선택" in page
+    assert f'href="/characters/sessions/{session.public_id}/"' in page  # 이어서 하기
+    response = alice_client.post(
+        f"/characters/sessions/{session.public_id}/discard/", headers={"HX-Request": "true"}
+    )
+    assert "만들던 캐릭터(📷 원본 스타일 그대로)를 버렸습니다." in response.content.decode()
+    from characters.models import CreationSession
+
+    assert not CreationSession.objects.filter(pk=session.pk).exists()
+    assert "만들던 캐릭터" not in alice_client.get("/characters/").content.decode()
+
+
+def test_a_packaged_draft_resumes_at_its_cost_notice(alice_client, user, offline, settings):
+    session = make_session(user, cuts=15)
+    character = training.prepare_training_data(
+        owner=user, session_id=session.public_id, character_name="김세무사"
+    )
+    page = alice_client.get("/characters/").content.decode()
+    assert "김세무사" in page and f'href="/characters/{character.public_id}/train/"' in page
+    assert 'data-testid="character-card"' not in page  # a draft is not a trained character
+
+
+# --- training progress you can believe ---------------------------------------------------------
+def test_remaining_time_is_in_minutes():
+    from characters.presenters import remaining_text
+
+    assert remaining_text(1080) == "약 18분"
+    assert remaining_text(61) == "약 2분"
+    assert remaining_text(30) == "1분 이내"
+
+
+def test_training_status_lists_the_three_test_images(alice_client, user, offline):
+    boss = trained_character(user)
+    job = Job.objects.create(
+        owner=user, kind="training", state="succeeded", subject={"character": boss.pk}
+    )
+    boss.training_job = job
+    boss.save(update_fields=["training_job"])
+    body = alice_client.get(f"/api/character/training-status/{job.public_id}").json()
+    assert [t["status"] for t in body["test_images"]] == ["ready"] * 3
+    assert all(t["url"].startswith("/media/") for t in body["test_images"])
+
+
+def test_character_page_title_follows_the_state(alice_client, user, offline):
+    boss = trained_character(user, name="박사장")
+    html = alice_client.get(boss.get_absolute_url()).content.decode()
+    assert "<title>박사장 · 학습 완료</title>" in html
+    boss.status = "failed"
+    boss.save(update_fields=["status"])
+    html = alice_client.get(boss.get_absolute_url()).content.decode()
+    assert "<title>박사장 · 학습 실패</title>" in html and "학습 완료" not in html
+
+
+def test_saving_settings_says_what_was_saved(alice_client, user, offline):
+    boss = trained_character(user, name="박사장")
+    response = alice_client.post(
+        f"/characters/{boss.public_id}/edit/", {"name": "박대표", "lora_scale_default": "0.7"},
+        follow=True,
+    )
+    saved = "&#x27;박대표&#x27; 설정을 저장했습니다 (기본 캐릭터 반영 강도 0.7)."
+    assert saved in response.content.decode()
+
+
+def test_trigger_word_lives_under_advanced(alice_client, user, offline):
+    boss = trained_character(user)
+    html = alice_client.get(boss.get_absolute_url()).content.decode()
+    advanced = html.split('data-testid="advanced"')[1].split("</details>")[0]
+    assert boss.trigger_word in advanced
+    assert "캐릭터 반영 강도" in html and "높을수록 학습한 얼굴·옷 그대로" in html

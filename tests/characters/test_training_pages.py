@@ -31,7 +31,8 @@ def test_prepare_page_packages_and_leads_to_the_cost_notice(alice_client, curate
     assert response["Location"] == f"/characters/{character.public_id}/train/"
     notice = alice_client.get(response["Location"]).content.decode()
     assert "sks_parksajang" in notice
-    expected = ("LoRA 학습", "$2.00", "₩2,800", "학습 시작 →", "취소", "추가 학습 비용은 없습니다")
+    expected = ("LoRA 학습", "$2.00", "₩2,800", "학습 시작 · $2.00 · ₩2,800 →", "취소",
+                "추가 학습 비용은 없습니다")
     for text in expected:
         assert text in notice
     assert character.status == "draft" and character.training_job is None

@@ -1,14 +1,18 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from webtoon.exceptions import DomainError
+from webtoon.ui.jobs import job_rows
+from webtoon.ui.money import price_text, unit_price
 
 from . import queries, services
 from .forms import ImageJobForm
-from .presenters import job_dict
+
+JOBS_PER_PAGE = 20
 
 
 @login_required
@@ -24,8 +28,12 @@ def job_list(request):
         else:
             messages.success(request, _("작업을 시작했습니다."))
             return redirect("job_list")
-    jobs = [job_dict(j) for j in queries.jobs_for(request.user)[:30]]
-    return render(request, "jobs/job_list.html", {"form": form, "jobs": jobs})
+    # Newest first, named by character, kind and time, 20 to a page (issue 15).
+    jobs = queries.jobs_for(request.user)
+    page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"form": form, "jobs": job_rows(page.object_list), "page": page}
+    context["quick_price"] = price_text(unit_price("COST_PER_LORA_INFERENCE"))
+    return render(request, "jobs/job_list.html", context)
 
 
 @login_required
@@ -33,7 +41,7 @@ def job_detail(request, job_id):
     job = queries.job_for(request.user, job_id)
     services.request_refresh(job)
     template = "jobs/job_list.html#job-card" if request.htmx else "jobs/job_detail.html"
-    return render(request, template, {"job": job_dict(job)})
+    return render(request, template, {"job": job_rows([job])[0]})
 
 
 @login_required
