@@ -207,7 +207,7 @@ def _emoji_at(text: str, i: int) -> int:
     return j - i
 
 
-_NUMBER = re.compile(r"[₩$€¥£+\-]?\d+(?:[.,:/]\d+)*%?")
+_NUMBER = re.compile(r"[₩$€¥£+\-]?\d+(?:[.,:/\-]\d+)*%?")  # ₩1,234,567 5.31 010-1234-5678
 _LATIN = re.compile(r"[A-Za-z]+(?:['’][A-Za-z]+)*")
 
 

@@ -16,7 +16,7 @@ from scenes.vocabulary import EXPRESSIONS, PLACES, SITUATIONS
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.params import uuid_or_none
 
-from . import presenters, queries, rendering, services
+from . import platforms, presenters, queries, rendering, services
 
 EDITOR = "episodes/editor.html"
 DEFAULT_PLATFORM = "webtoon_canvas"  # what most creators upload to first
@@ -354,6 +354,7 @@ def _export_context(episode, **extra) -> dict:
         "preview_stale": bool(preview and preview.created_at < episode.updated_at),
         "platforms": presenters.platform_choices(),
         "chosen_preset": chosen,
+        "chosen_formats": platforms.PLATFORMS.get(chosen, platforms.PLATFORMS["original"]).formats,
         "chosen_format": last.format if last else "jpeg",
         "strip": {"width": rendering.STRIP_WIDTH, "gutter": rendering.GUTTER},
         **extra,
