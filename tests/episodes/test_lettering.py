@@ -5,8 +5,10 @@ editor warns before it), and new bubbles that never land on one another."""
 import itertools
 import math
 import unicodedata
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 from PIL import Image
 
 from episodes import rendering, services
@@ -284,3 +286,14 @@ def test_a_bubble_placed_by_hand_stays_where_it_was_put(user):
     second = services.add_bubble(owner=user, panel_id=panel.public_id, kind="speech",
                                  x=first.x, y=first.y)
     assert (second.x, second.y) == (first.x, first.y)
+
+
+@pytest.mark.django_db
+def test_older_bubbles_under_18px_come_up_to_it(user):
+    ep = episode(user)
+    panel = uploaded_panel(user, ep)
+    old = services.add_bubble(owner=user, panel_id=panel.public_id, kind="speech", text="작은 글")
+    Bubble.objects.filter(pk=old.pk).update(font_size=14)  # allowed before the 18 px minimum
+    migration = import_module("episodes.migrations.0003_platform_presets_lettering_kinds")
+    migration.raise_small_fonts(apps, None)
+    assert Bubble.objects.get(pk=old.pk).font_size == 18
