@@ -227,15 +227,17 @@ def fit(strip: Image.Image, p: Platform, fmt: str, max_height: int, cut: Cutter)
     if _over_total(plan.files, p):
         if plan.quality:
             saved = _("JPEG 품질 %(q)d%(ro)s도") % {"q": QUALITY_FLOOR, "ro": ro(QUALITY_FLOOR)}
+            advice = _("컷 수를 줄이거나 두 화로 나눠 올려주세요.")
         else:
             saved = _("PNG로는")
+            advice = _("JPEG로 내보내면 품질을 낮춰 맞춥니다.")
         raise LimitUnmet(
             _(
                 "%(name)s의 에피소드 전체 용량 제한(%(limit)s)을 맞출 수 없습니다: %(saved)s "
-                "%(total)s입니다. 컷 수를 줄이거나 두 화로 나눠 올려주세요."
+                "%(total)s입니다. %(advice)s"
             )
             % {"name": p.name, "limit": human_size(p.max_total_bytes), "saved": saved,
-               "total": human_size(plan.total)}
+               "total": human_size(plan.total), "advice": advice}
         )
     return plan
 

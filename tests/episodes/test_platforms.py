@@ -143,6 +143,7 @@ def test_canvas_refuses_an_episode_over_20mb_and_names_the_limit(
     assert body["state"] == "failed"
     assert body["error"].startswith(
         "WEBTOON Canvas의 에피소드 전체 용량 제한(20.0MB)을 맞출 수 없습니다: PNG로는 ")
+    assert body["error"].endswith("JPEG로 내보내면 품질을 낮춰 맞춥니다.")
     assert body["images"] == [] and body["zip_url"] is None  # no file the platform would refuse
 
 
