@@ -128,7 +128,7 @@ class Plan:
     ranges: list[tuple[int, int]]
     files: list[bytes]
     notes: list[str] = field(default_factory=list)
-    shortened: int = 0  # slices cut shorter than the maximum to meet a size limit
+    shortened: int = 0  # slices that were too large and were cut into shorter ones
 
     @property
     def sizes(self) -> list[int]:
@@ -258,6 +258,7 @@ def _over_total(files: list[bytes], p: Platform) -> bool:
 def _shorten(strip: Image.Image, p: Platform, plan: Plan, cut: Cutter) -> None:
     """Cut each slice still over the per-image limit into shorter ones, a few rounds."""
     limit = p.max_image_bytes
+    before = len(plan.files)
     for _round in range(SHORTEN_ROUNDS):
         ranges, files = [], []
         for (top, bottom), data in zip(plan.ranges, plan.files, strict=True):
@@ -268,20 +269,24 @@ def _shorten(strip: Image.Image, p: Platform, plan: Plan, cut: Cutter) -> None:
             height = bottom - top
             if height <= MIN_SLICE_HEIGHT:
                 raise LimitUnmet(_too_heavy(p, plan, len(data)))
-            # Bytes grow about with the rows: aim a little under the limit.
-            target = max(MIN_SLICE_HEIGHT, int(height * limit / len(data) * 0.9))
+            # Bytes grow about with the rows: equal pieces a little under the limit each.
+            count = math.ceil(len(data) / (limit * 0.9))
+            target = max(MIN_SLICE_HEIGHT, math.ceil(height / count))
             pieces = cut(top, bottom, target)
             ranges += pieces
             files += _encode(strip, pieces, plan.format, plan.quality)
-            plan.shortened += len(pieces)
+            plan.shortened += 1
         plan.ranges, plan.files = ranges, files
         if not _too_big(files, p):
             break
     else:
         raise LimitUnmet(_too_heavy(p, plan, max(plan.sizes)))
     plan.notes.append(
-        _("한 장 %(limit)s 제한에 맞추려고 %(n)d장을 더 짧게 나눴습니다 (가장 짧은 장 %(h)dpx).")
-        % {"limit": human_size(limit), "n": plan.shortened,
+        _(
+            "한 장 %(limit)s 제한에 맞추려고 더 짧게 나눴습니다: %(before)d장 → %(after)d장 "
+            "(가장 짧은 장 %(h)dpx)."
+        )
+        % {"limit": human_size(limit), "before": before, "after": len(plan.files),
            "h": min(b - t for t, b in plan.ranges)}
     )
 

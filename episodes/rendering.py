@@ -751,6 +751,7 @@ def slice_ranges(
     piece at least half the maximum); else in the quietest rows of that lower half that cross
     no bubble or face (`keep_out`, by `costs`, see cut_costs); else in a higher gutter (a
     shorter piece rather than a cut through a bubble); else in the quietest rows anyway.
+    No cut leaves a last piece shorter than a quarter of the maximum (a sliver of a file).
     `keep_out` may be a function of (low, high) giving the bands there: found only when a cut
     outside a gutter is considered."""
     cuts = sorted((top + bottom) // 2 for top, bottom in gutters)
@@ -759,7 +760,10 @@ def slice_ranges(
         keep_out = lambda low, high: bands  # noqa: E731
     ranges = []
     while total - start > max_height:
-        end = _next_cut(start, start + max_height, cuts, keep_out, costs)
+        limit = start + max_height
+        if total - limit < max_height // 4:  # keep the last piece from being a sliver
+            limit = max(start + max_height // 2, total - max_height // 4)
+        end = _next_cut(start, limit, cuts, keep_out, costs)
         ranges.append((start, end))
         start = end
     ranges.append((start, total))

@@ -189,6 +189,9 @@ def test_fit_slices_shorter_only_after_quality_reaches_the_floor():
     plan = platforms.fit(strip, small, "jpeg", 1280, cutter(strip))
     assert plan.quality == 70
     assert len(plan.files) > 2 and all(s <= small.max_image_bytes for s in plan.sizes)
+    heights = [b - t for t, b in plan.ranges]
+    assert max(heights) - min(heights) <= 400  # about equal pieces, no sliver
+    assert "더 짧게 나눴습니다: 2장 → " in plan.notes[-1]
     assert plan.ranges[0][0] == 0 and plan.ranges[-1][1] == 2560
     assert all(a[1] == b[0] for a, b in zip(plan.ranges, plan.ranges[1:], strict=False))
 

@@ -288,3 +288,9 @@ def test_the_cut_goes_around_a_face():
     _strip, plan = platforms.export_strip(
         [(picture, [])], platforms.PLATFORMS["webtoon_canvas"], "jpeg", 1280)
     assert not any(face[0] < bottom < face[1] for _top, bottom in plan.ranges)
+
+
+def test_no_slice_is_a_sliver():
+    # 1300 px with nothing to go by: not 1280 + 20, but a cut that leaves a real last piece.
+    assert slice_ranges(1300, [], 1280) == [(0, 980), (980, 1300)]
+    assert all(b - t >= 320 for t, b in slice_ranges(2600, [(1270, 1310)], 1280))
