@@ -369,6 +369,10 @@ def backup_metadata(
         "lora_sha256": lora_sha256,
         "custom_prompt": character.custom_prompt,
         "trained_at": current.trained_at.isoformat() if current.trained_at else None,
+        # How long the training took (the restore shows it again, issue 15).
+        "training_started_at": character.training_started_at.isoformat()
+        if character.training_started_at
+        else None,
         "reference_captions": captions,
     }
 

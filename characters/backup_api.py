@@ -6,7 +6,7 @@ from urllib.parse import quote
 from uuid import UUID
 
 from django.http import StreamingHttpResponse
-from ninja import File, Router, Schema, Status, UploadedFile
+from ninja import File, Form, Router, Schema, Status, UploadedFile
 
 from webtoon.schemas import API_ERRORS, errors, file_response
 
@@ -25,6 +25,8 @@ class RestoreOut(Schema):
     trigger_word: str
     status: str
     version: int
+    # Set when the character came back under another trigger word (kept both copies).
+    warning: str = ""
 
 
 def attachment(file_name: str) -> str:
@@ -56,8 +58,13 @@ def download_backup(request, character_id: UUID):
     response={201: RestoreOut, **errors(401, 403, 409, 422, 429, 503)},
     summary="Restore a character from its backup ZIP (multipart field `backup`)",
 )
-def restore_from_backup(request, backup: File[UploadedFile]):
-    character = restore(owner=request.auth, upload=backup)
+def restore_from_backup(
+    request, backup: File[UploadedFile], on_conflict: Form[str | None] = None
+):
+    """`on_conflict`: when a character of yours already uses the backup's trigger word (409),
+    `replace` (that character is deleted and the backup takes its word) or `keep_both` (the
+    backup comes back under a new word; a LoRA answers best to the word it learned)."""
+    character = restore(owner=request.auth, upload=backup, on_conflict=on_conflict)
     return Status(
         201,
         {
@@ -66,5 +73,6 @@ def restore_from_backup(request, backup: File[UploadedFile]):
             "trigger_word": character.trigger_word,
             "status": character.status,
             "version": character.current_version.number,
+            "warning": character.restore_warning,
         },
     )

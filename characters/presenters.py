@@ -112,7 +112,7 @@ def curation_context(session: CreationSession) -> dict:
     }
 
 
-def _duration_ko(seconds: int | None) -> str:
+def duration_ko(seconds: int | None) -> str:
     if seconds is None:
         return ""
     minutes, secs = divmod(int(seconds), 60)
@@ -168,7 +168,7 @@ def character_context(character) -> dict:
         if character.reference_sheet
         else None,
         "consistency": training.consistency(character),
-        "training_time": _duration_ko(character.training_seconds),
+        "training_time": duration_ko(character.training_seconds),
         "total_cost": spent,
         "cost": training.cost_breakdown(character),
         "backup_failed": character.status == "active" and not character.lora_file_backed_up,

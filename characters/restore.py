@@ -41,7 +41,7 @@ from django.utils.translation import gettext as _
 from PIL import Image
 
 from webtoon.accounts.throttle import check_action
-from webtoon.exceptions import DomainError, InvalidInput
+from webtoon.exceptions import Conflict, DomainError, InvalidInput
 from webtoon.imaging import BackendError
 from webtoon.jobs import hosting
 from webtoon.media import user_file_name
@@ -112,6 +112,7 @@ class BackupMetadata:
     created_at: datetime | None
     trained_at: datetime | None
     reference_captions: list[str]
+    training_started_at: datetime | None = None
 
 
 @dataclass
@@ -137,14 +138,91 @@ def _bad(message: str) -> InvalidInput:
     return InvalidInput(message)
 
 
+# --- the trigger word comes back (issue 15) ------------------------------------------------------
+REPLACE, KEEP_BOTH = "replace", "keep_both"
+TRAINING_HOLDER = "학습 중인 캐릭터는 바꿀 수 없습니다. 학습이 끝난 뒤 다시 시도해주세요."
+ON_CONFLICT = (REPLACE, KEEP_BOTH)
+KEEP_BOTH_WARNING = (
+    "'%(name)s'은(는) 트리거 워드 %(new)s(으)로 복원했습니다. 이 캐릭터는 %(old)s로 학습되어, "
+    "새 단어로는 닮음이 약해질 수 있습니다 (LoRA는 학습한 단어에 가장 잘 반응합니다)."
+)
+
+
+class TriggerWordInUse(Conflict):
+    """The backup's word belongs to a live character of the same owner: the backup is a
+    copy. The user chooses: replace that character, or keep both (the copy gets a new word)."""
+
+    def __init__(self, word: str, holder: Character) -> None:
+        super().__init__(
+            _(
+                "트리거 워드 %(word)s를 쓰는 캐릭터 '%(name)s'이(가) 이미 있습니다. "
+                "그 캐릭터를 백업으로 바꿀지, 둘 다 둘지 골라주세요 (on_conflict: "
+                "replace 또는 keep_both)."
+            )
+            % {"word": word, "name": holder.name}
+        )
+        self.word = word
+        self.holder = holder
+
+
+def _holder(word: str) -> Character | None:
+    return Character.objects.filter(trigger_word=word).first()
+
+
+def check_word(owner, word: str, on_conflict: str | None) -> None:
+    """Before any file is stored: a live character of the owner's holding the word needs
+    the user's choice."""
+    if on_conflict is not None and on_conflict not in ON_CONFLICT:
+        raise InvalidInput(_("on_conflict는 replace 또는 keep_both여야 합니다."))
+    holder = _holder(word)
+    if holder is None or holder.status == CharacterStatus.DELETED:
+        return
+    if holder.owner_id == owner.pk and on_conflict is None:
+        raise TriggerWordInUse(word, holder)
+    if on_conflict == REPLACE and holder.owner_id == owner.pk:
+        job = holder.training_job
+        if job is not None and job.state in ("waiting", "queued", "running"):
+            raise Conflict(_(TRAINING_HOLDER))
+
+
+def _free_word(owner, word: str, on_conflict: str | None) -> None:
+    """Give the word back to the backup: a deleted character's row (kept until purged) lets go
+    of it; so does the owner's live copy when the user chose to replace it (soft-deleted)."""
+    holder = Character.objects.select_for_update().filter(trigger_word=word).first()
+    if holder is None:
+        return
+    replace = on_conflict == REPLACE and holder.owner_id == owner.pk
+    if holder.status != CharacterStatus.DELETED and not replace:
+        return
+    if holder.status != CharacterStatus.DELETED:
+        holder.status = CharacterStatus.DELETED
+        holder.deleted_at = timezone.now()
+    # A unique placeholder: the row is purged later, the word is the LoRA's.
+    holder.trigger_word = f"~{holder.pk}~{word}"[:40]
+    holder.save(update_fields=["status", "deleted_at", "trigger_word"])
+
+
 # --- entry point ------------------------------------------------------------------------------
-def restore_from_backup(*, owner, upload: BinaryIO) -> Character:
+def restore_from_backup(*, owner, upload: BinaryIO, on_conflict: str | None = None) -> Character:
     """Validate the backup ZIP `upload`, then register it as a new active character of
-    `owner`. Raises InvalidInput (nothing created) for anything wrong with the file."""
+    `owner`, under the trigger word its LoRA was trained on (issue 15). Raises InvalidInput
+    (nothing created) for anything wrong with the file, TriggerWordInUse when the owner
+    must choose between replacing a live character with that word and keeping both.
+
+    The returned character carries `requested_trigger_word` (the backup's word) and
+    `restore_warning` ("" unless it came back under another word)."""
     check_action(owner, "restore")  # unpacking up to a GB: RATE_LIMIT_RESTORE
     with tempfile.TemporaryDirectory(prefix="webtoon-restore-") as tmp:
         backup = validate_backup(upload, Path(tmp))
-        character = _register(owner, backup)
+        check_word(owner, backup.metadata.trigger_word, on_conflict)
+        character = _register(owner, backup, on_conflict)
+    word = backup.metadata.trigger_word
+    character.requested_trigger_word = word
+    character.restore_warning = (
+        _(KEEP_BOTH_WARNING) % {"name": character.name, "new": character.trigger_word, "old": word}
+        if character.trigger_word != word
+        else ""
+    )
     from .reference_sheet import request_build  # lazy: as sync_local_copy, a step further on
     from .training import sync_local_copy
 
@@ -528,6 +606,7 @@ def parse_metadata(data: Any) -> BackupMetadata:
         created_at=_date_field(data, "created_at"),
         trained_at=_date_field(data, "trained_at"),
         reference_captions=captions,
+        training_started_at=_date_field(data, "training_started_at"),
     )
 
 
@@ -669,7 +748,7 @@ def _verify(path: Path, name: str) -> None:
 
 
 # --- registering --------------------------------------------------------------------------------
-def _register(owner, backup: ValidBackup) -> Character:
+def _register(owner, backup: ValidBackup, on_conflict: str | None = None) -> Character:
     """Files first (our storage, then the LoRA re-uploaded for a fresh URL: network, so before
     any row is written), then every row in one transaction; on failure, the files go again."""
     stored: list[str] = []
@@ -682,6 +761,7 @@ def _register(owner, backup: ValidBackup) -> Character:
         lora_url = _upload_lora(backup.lora_path, lora_name)
         with transaction.atomic():
             photo = _create_photo(owner, backup.photo, photo_name) if backup.photo else None
+            _free_word(owner, backup.metadata.trigger_word, on_conflict)
             character = _reserve(owner, backup.metadata, photo)
             _store_training_zip(stored, character, backup)
             version = CharacterVersion.objects.create(
@@ -773,6 +853,7 @@ def _reserve(owner, metadata: BackupMetadata, photo: Photo | None) -> Character:
         resolution=metadata.resolution,
         created_at=metadata.created_at or now,
         trained_at=metadata.trained_at or now,
+        training_started_at=metadata.training_started_at,
     )
 
 

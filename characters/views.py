@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpResponse
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.imaging import BackendError
-from webtoon.media import media_url
+from webtoon.media import media_url, user_file_name
 from webtoon.prompting.translate import english as prompt_english
 
 from . import curation, drafts, generation, management, photos, presenters, queries, training
@@ -405,20 +406,68 @@ def retrain_page(request, character_id):
     return render(request, "characters/retrain.html", context)
 
 
+PENDING_RESTORE = "restore_pending"
+
+
+def _pending_upload(request):
+    """The backup kept while the user chooses replace / keep both (the file input cannot be
+    filled again by the page)."""
+    name = request.session.get(PENDING_RESTORE)
+    if not name or not name.startswith(f"u/{request.user.pk}/restore/"):
+        return None
+    return name if default_storage.exists(name) else None
+
+
 @login_required
 def restore_page(request):
-    error = ""
-    if request.method == "POST":
-        from . import restore
+    from . import restore  # lazy: the restore module loads PIL plugins and zip checks
 
+    error, conflict = "", None
+    if request.method == "POST":
+        pending = _pending_upload(request) if request.POST.get("pending") else None
+        choice = request.POST.get("on_conflict") or None
         try:
-            upload = request.FILES.get("backup")
-            if upload is None:
-                raise InvalidInput(_("백업 ZIP 파일을 선택해주세요."))
-            character = restore.restore_from_backup(owner=request.user, upload=upload)
+            if pending is not None:
+                with default_storage.open(pending, "rb") as upload:
+                    character = restore.restore_from_backup(
+                        owner=request.user, upload=upload, on_conflict=choice
+                    )
+            else:
+                upload = request.FILES.get("backup")
+                if upload is None:
+                    raise InvalidInput(_("백업 ZIP 파일을 선택해주세요."))
+                character = restore.restore_from_backup(owner=request.user, upload=upload)
+        except restore.TriggerWordInUse as exc:
+            conflict = exc
+            if pending is None:
+                upload.seek(0)
+                name = user_file_name(request.user.pk, "restore", "zip")
+                request.session[PENDING_RESTORE] = default_storage.save(name, upload)
         except DomainError as exc:
             error = str(exc)
         else:
-            messages.success(request, _("캐릭터를 복원했습니다."))
+            if pending is not None:
+                default_storage.delete(pending)
+                request.session.pop(PENDING_RESTORE, None)
+            messages.success(request, _(RESTORED) % _restored_facts(character))
+            if character.restore_warning:
+                messages.warning(request, character.restore_warning)
             return redirect(character)
-    return render(request, "characters/restore.html", {"error": error})
+    context = {"error": error, "conflict": conflict}
+    return render(request, "characters/restore.html", context, status=409 if conflict else 200)
+
+
+RESTORED = (
+    "'%(name)s'을(를) 복원했습니다: 트리거 워드 %(word)s, 학습 이미지 %(count)d장"
+    "%(time)s. 바로 씬에 쓸 수 있습니다."
+)
+
+
+def _restored_facts(character) -> dict:
+    took = presenters.duration_ko(character.training_seconds)
+    return {
+        "name": character.name,
+        "word": character.trigger_word,
+        "count": character.training_images_count,
+        "time": _(", 학습 시간 %(t)s") % {"t": took} if took else "",
+    }

@@ -106,7 +106,10 @@ def test_backup_stream_then_restore_round_trip(alice_client, trained):  # noqa: 
 
     restored = alice_client.post(
         "/api/character/restore-from-backup",
-        {"backup": SimpleUploadedFile("b.zip", data, content_type="application/zip")},
+        {
+            "backup": SimpleUploadedFile("b.zip", data, content_type="application/zip"),
+            "on_conflict": "keep_both",  # the original still holds the word (issue 15)
+        },
     )
 
     assert restored.status_code == 201, restored.content

@@ -454,3 +454,75 @@ def test_trigger_word_lives_under_advanced(alice_client, user, offline):
     advanced = html.split('data-testid="advanced"')[1].split("</details>")[0]
     assert boss.trigger_word in advanced
     assert "캐릭터 반영 강도" in html and "높을수록 학습한 얼굴·옷 그대로" in html
+
+
+# --- restoring gives back the same trigger word; a live copy asks replace / keep both ----------
+def _backup_of(client, character) -> bytes:
+    response = client.get(f"/api/character/{character.public_id}/download-backup")
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
+
+
+def _restore_page(client, data: bytes, **extra):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("backup.zip", data, content_type="application/zip")
+    return client.post("/characters/restore/", {"backup": upload, **extra})
+
+
+def test_restoring_a_deleted_character_gives_back_its_trigger_word(alice_client, user, offline):
+    boss = trained_character(user, name="박사장")
+    boss.training_started_at = boss.trained_at - timedelta(minutes=18)
+    boss.save(update_fields=["training_started_at"])
+    data = _backup_of(alice_client, boss)
+    alice_client.post(f"/characters/{boss.public_id}/delete/")
+    response = _restore_page(alice_client, data)
+    restored = Character.objects.exclude(status="deleted").get()
+    assert response.status_code == 302 and restored.trigger_word == boss.trigger_word
+    assert restored.training_images_count == 3 and restored.training_seconds == 18 * 60
+    page = alice_client.get(response["Location"]).content.decode()
+    assert f"트리거 워드 {boss.trigger_word}, 학습 이미지 3장, 학습 시간 18분 0초" in page
+
+
+def test_restoring_a_copy_asks_then_replaces(alice_client, user, offline):
+    boss = trained_character(user, name="박사장")
+    data = _backup_of(alice_client, boss)
+    asked = _restore_page(alice_client, data)
+    html = asked.content.decode()
+    assert asked.status_code == 409 and 'data-testid="restore-choice"' in html
+    assert f"트리거 워드 {boss.trigger_word}를 이미" in html and "둘 다 두기" in html
+    assert Character.objects.count() == 1  # nothing restored before the choice
+    done = alice_client.post("/characters/restore/", {"pending": "1", "on_conflict": "replace"})
+    assert done.status_code == 302
+    live = Character.objects.exclude(status="deleted").get()
+    assert live.pk != boss.pk and live.trigger_word == boss.trigger_word
+
+
+def test_restoring_a_copy_can_keep_both_with_a_warning(alice_client, user, offline):
+    boss = trained_character(user, name="박사장")
+    data = _backup_of(alice_client, boss)
+    _restore_page(alice_client, data)
+    done = alice_client.post(
+        "/characters/restore/", {"pending": "1", "on_conflict": "keep_both"}, follow=True
+    )
+    live = Character.objects.exclude(status="deleted")
+    words = sorted(live.values_list("trigger_word", flat=True))
+    assert words == [boss.trigger_word, boss.trigger_word + "2"]
+    assert "LoRA는 학습한 단어에 가장 잘 반응합니다" in done.content.decode()
+
+
+def test_api_restore_of_a_copy_is_409_until_the_user_chooses(alice_client, user, offline):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    boss = trained_character(user, name="박사장")
+    data = _backup_of(alice_client, boss)
+
+    def restore(**extra):
+        upload = SimpleUploadedFile("b.zip", data, content_type="application/zip")
+        return alice_client.post("/api/character/restore-from-backup", {"backup": upload, **extra})
+
+    first = restore()
+    assert first.status_code == 409 and "replace 또는 keep_both" in first.json()["detail"]
+    both = restore(on_conflict="keep_both")
+    assert both.status_code == 201 and both.json()["trigger_word"] == boss.trigger_word + "2"
+    assert "학습한 단어" in both.json()["warning"]

@@ -47,6 +47,7 @@ def trained(user, offline, settings, django_capture_on_commit_callbacks):
     file from the trainer, three real test images (as in test_training_pages)."""
     settings.WEBTOON_OFFLINE_TRAINING_SECONDS = 0
     settings.GENERATION_CUTS_COUNT = 4
+    settings.MIN_SELECTED_CUTS = 1  # four cuts keep this fast; the 15-cut rule: test_trust.py
     photo = astronaut_photo(user)
     session = generation.select_style(
         owner=user, photo_id=photo.public_id, style_id="original", custom_prompt=None
@@ -80,8 +81,9 @@ def download(client, character) -> bytes:
     return b"".join(response.streaming_content)
 
 
-def restore(client, data: bytes, name: str = "backup.zip"):
-    return client.post(RESTORE, {"backup": SimpleUploadedFile(name, data, "application/zip")})
+def restore(client, data: bytes, name: str = "backup.zip", **extra):
+    upload = SimpleUploadedFile(name, data, "application/zip")
+    return client.post(RESTORE, {"backup": upload, **extra})
 
 
 def read_zip(data: bytes) -> dict[str, bytes]:
@@ -263,10 +265,12 @@ def test_backup_without_a_stored_lora_is_409(alice_client, character):
 # --- round trip -------------------------------------------------------------------------------
 def test_backup_then_restore_gives_back_the_same_character(alice_client, trained, user):
     original = download(alice_client, trained)
-    response = restore(alice_client, original)
+    # The original still holds its trigger word: the user is asked (issue 15) and keeps both,
+    # so the copy gets the next free one.
+    assert restore(alice_client, original).status_code == 409
+    response = restore(alice_client, original, on_conflict="keep_both")
     assert response.status_code == 201, response.content
     body = response.json()
-    # The original still holds its trigger word: the copy gets the next free one.
     assert body["trigger_word"] == trained.trigger_word + "2"
     assert body["name"] == "박사장" and body["status"] == "active" and body["version"] == 1
     restored = Character.objects.get(public_id=body["character_id"])
@@ -289,7 +293,7 @@ def test_backup_then_restore_gives_back_the_same_character(alice_client, trained
 
 
 def test_restored_training_zip_is_captioned_with_the_new_trigger_word(alice_client, trained):
-    body = restore(alice_client, download(alice_client, trained)).json()
+    body = restore(alice_client, download(alice_client, trained), on_conflict="keep_both").json()
     restored = Character.objects.get(public_id=body["character_id"])
     with zipfile.ZipFile(io.BytesIO(stored(restored.training_data.name))) as zf:
         names = zf.namelist()
