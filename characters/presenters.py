@@ -6,8 +6,10 @@ import math
 
 from django.conf import settings
 from django.templatetags.static import static
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from webtoon.jobs.progress import estimate_from_elapsed
 from webtoon.media import media_url
 from webtoon.prompting.translate import source_of
 from webtoon.ui.money import price_text, unit_price
@@ -223,11 +225,14 @@ def card_context(character) -> dict:
     job = character.training_job
     in_flight = job is not None and not job.is_terminal
     status = training.status_of(character, job, None) if in_flight else None
+    percent, remaining = _card_progress(job, status) if status else (0, "")
     samples = [s for s in training.current_samples(character) if s.image]
     return {
         "character": character,
         "in_flight": in_flight,
         "status": status,
+        "percent": percent,
+        "remaining": remaining,
         "samples": [media_url(s.image.name) for s in samples][:3],
         "images_used": _("%(used)d/%(total)d장")
         % {
@@ -238,6 +243,18 @@ def card_context(character) -> dict:
         "failure": _(character.failure_message) if character.failure_message else "",
         "retry_possible": job is not None and job.state == "failed",
     }
+
+
+def _card_progress(job, status: dict) -> tuple[int, str]:
+    """A card reads no call rows (one query for the whole list): while the training runs, its
+    progress is the job's, or the elapsed-time estimate the character page shows too."""
+    percent = max(status["progress_percent"], round(job.progress * 100))
+    if job.state != "running" or job.started_at is None:
+        return percent, remaining_text(status["estimated_remaining_seconds"])
+    ran = (timezone.now() - job.started_at).total_seconds()
+    expected = training.EXPECTED_TRAINING_SECONDS
+    percent = max(percent, int(estimate_from_elapsed(ran, expected) * 100))
+    return percent, remaining_text(int(max(60, expected - ran)))
 
 
 def retrain_cuts(character) -> list[dict]:

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 from characters.presenters import STYLE_ICONS
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.params import uuid_or_none
-from webtoon.ui.money import price_text, unit_price
+from webtoon.ui.money import price_text
 from webtoon.ui.sizes import size_label
 
 from . import separation, services
@@ -60,7 +60,8 @@ def index(request):
         "filter": str(filter_id or ""),
         "sizes": services.IMAGE_SIZES,
         "estimate_separated": separation.estimate(True),
-        "one_price": price_text(unit_price("COST_PER_LORA_INFERENCE")),
+        # The same estimate a scene card's [다시 생성] shows (per megapixel of the size).
+        "one_price": price_text(separation.estimate(False, services.ONE_SIZE)["total"]),
         "max_scale_sum": services.MAX_SCALE_SUM,
         "estimate_single": separation.estimate(False),
     }

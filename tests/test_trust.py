@@ -291,7 +291,11 @@ def test_scene_page_shows_korean_words_prices_and_the_prompt_behind_a_toggle(
     page = alice_client.get("/scenes/").content.decode()
     assert 'data-testid="scene-words">표정: 미소 · 장소: 사무실<' in page
     assert "프롬프트 보기" in page and f"{boss.trigger_word}, gentle smile, office" in page
-    assert "씬 생성 · $0.03 · ₩42" in page  # every paid button shows its price
+    from scenes import separation
+    from webtoon.ui.money import price_text
+
+    one = price_text(separation.estimate(False, "portrait_4_3")["total"])
+    assert f"씬 생성 · {one}" in page and "$" in one and "₩" in one  # paid buttons show prices
     assert "캐릭터 반영 강도" in page and "LoRA 강도" not in page
     assert ">세로 4:3<" in page and ">portrait_4_3<" not in page
 

@@ -70,11 +70,12 @@
       if (!over) warning.querySelector("input[type=checkbox]").checked = false;
     }
     var picks = Array.prototype.map.call(form.querySelectorAll("select[data-pair]"), function (s) { return s.value; });
-    var same = picks.length === 2 && picks[0] && picks[0] === picks[1];
+    var enough = form.dataset.enough !== "0";
+    var same = enough && picks.length === 2 && picks[0] && picks[0] === picks[1];
     var note = form.querySelector(".same-twice");
     if (note) note.hidden = !same;
     var submit = form.querySelector("[data-testid=scene-two-submit]");
-    if (submit && form.dataset.enough !== "0") submit.disabled = same;
+    if (submit && enough) submit.disabled = same;
   }
   document.addEventListener("input", function (event) {
     var form = event.target.closest && event.target.closest("form[data-testid=scene-two]");
