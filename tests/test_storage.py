@@ -169,3 +169,32 @@ def test_deleting_a_scene_copies_its_picture_for_the_panel(alice_client, user):
     assert not default_storage.exists(name)
     assert read(panel.image.name) == picture()
     assert_consistent()
+
+
+def test_a_call_that_fails_after_a_killed_store_leaves_no_object(user, fal):
+    """Found by `make soak-cluster`: a pass stored a call's output, was killed before its
+    transaction committed, and the call then failed (its deadline passed): the object was
+    left with no row. A call that ends without output removes its per-attempt objects."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from webtoon.jobs import services as jobs
+
+    fal.queue_polls = 10_000  # still at fal when the deadline passes
+    job = jobs.create_image_job(user, "a cat")
+    jobs.advance_job(job.pk)
+    call = job.calls.get()
+    call.refresh_from_db()
+    left = default_storage.save(
+        f"u/{user.pk}/jobs/{job.public_id}/{call.pk}-{call.attempts}.png", ContentFile(b"x")
+    )
+    assert left.endswith(f"/{call.pk}-{call.attempts}.png")
+
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        job = jobs.advance_job(job.pk)
+
+    assert job.calls.get().state == "failed"
+    assert not default_storage.exists(left)
+    assert_consistent()

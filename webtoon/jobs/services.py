@@ -581,6 +581,24 @@ def _finish(call: RemoteCall, state: str, code: str, message: str, now) -> None:
     if code:
         call.error_code, call.error_message = code, message
     call.save()
+    if state != CallState.SUCCEEDED and not call.output_file:
+        _drop_stray_outputs(call)
+
+
+def _drop_stray_outputs(call: RemoteCall) -> None:
+    """A pass that stored this call's output but was killed before its transaction committed
+    left the object under the per-attempt name (_store_output); a call that ends without
+    output must not keep it (found by `make soak-cluster`: calls failed by their deadline)."""
+    job = call.job
+    folder = f"{owner_prefix(job.owner_id)}jobs/{job.public_id}"
+    storage = call.output_file.storage
+    try:
+        _dirs, files = storage.listdir(folder)
+    except OSError:  # no folder: nothing was stored
+        return
+    for name in files:
+        if name.startswith(f"{call.pk}-"):
+            storage.delete(f"{folder}/{name}")
 
 
 def _close_attempt(call: RemoteCall, outcome: str, message: str = "") -> None:
