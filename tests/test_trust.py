@@ -530,3 +530,58 @@ def test_api_restore_of_a_copy_is_409_until_the_user_chooses(alice_client, user,
     both = restore(on_conflict="keep_both")
     assert both.status_code == 201 and both.json()["trigger_word"] == boss.trigger_word + "2"
     assert "학습한 단어" in both.json()["warning"]
+
+
+# --- no jargon: style cards, test prompts in Korean -------------------------------------------
+def test_style_cards_show_korean_descriptions_and_example_pictures(alice_client, user, offline):
+    from tests.characters.test_curation import astronaut_photo
+
+    photo = astronaut_photo(user)
+    page = alice_client.get(f"/characters/new/{photo.public_id}/style/").content.decode()
+    assert page.count('data-testid="style-example"') == 6
+    assert "/static/img/styles/chibi_2head.svg" in page
+    assert "큰 머리, 작은 몸의 귀여운 2등신" in page
+    assert "chibi style" not in page and "FLUX Kontext" not in page  # no English prompts
+
+
+def test_korean_test_prompt_goes_to_fal_in_english_and_the_page_shows_korean(
+    alice_client, user, fal, django_capture_on_commit_callbacks
+):
+    boss = trained_character(user, name="박사장")
+    fal.llm_replies["세금 서류를 들고 웃는 모습"] = "smiling while holding tax papers"
+    with django_capture_on_commit_callbacks(execute=True):
+        html = alice_client.post(
+            f"/characters/{boss.public_id}/test-generate/",
+            {"prompt": "세금 서류를 들고 웃는 모습", "scale": "0.8", "image_size": "portrait_4_3"},
+            headers={"HX-Request": "true"},
+        ).content.decode()
+    (request,) = fal.submitted("fal-ai/flux-lora")
+    assert request.arguments["prompt"] == f"{boss.trigger_word}, smiling while holding tax papers"
+    caption = html.split("<figcaption>")[1].split("</figcaption>")[0]
+    assert "세금 서류를 들고 웃는 모습" in caption.split("프롬프트 보기")[0]
+    assert "세로 4:3" in caption and "portrait_4_3" not in caption
+    assert "smiling while holding tax papers" in caption.split("프롬프트 보기")[1]
+
+
+def test_custom_style_in_korean_reaches_fal_in_english(
+    alice_client, user, fal, django_capture_on_commit_callbacks
+):
+    from tests.characters.test_curation import astronaut_photo
+
+    photo = astronaut_photo(user)
+    fal.llm_replies["지브리풍 수채화"] = "Ghibli-like watercolor"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post(
+            f"/characters/new/{photo.public_id}/style/",
+            {"style_id": "custom", "custom_prompt": "지브리풍 수채화"},
+        )
+    assert response.status_code == 302
+    prompts = [r.arguments["prompt"] for r in fal.submitted(settings_styled())]
+    assert prompts and all(p.startswith("Ghibli-like watercolor, ") for p in prompts)
+    assert len(fal.llm_requests) == 1  # 24 cuts, one translation
+
+
+def settings_styled() -> str:
+    from django.conf import settings
+
+    return settings.FAL_ENDPOINTS["styled"]
