@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from webtoon.imaging import BackendError, get_backend
+from webtoon.imaging import BackendError
+from webtoon.jobs import hosting
 from webtoon.jobs.models import RemoteCall
 
 from .models import Character, CharacterVersion
@@ -78,8 +79,12 @@ def refresh_lora_url(url: str, *, owner_id: int, backend_name: str | None = None
 def upload_lora(file_field, backend_name: str) -> str:
     with file_field.open("rb") as fh:
         data = fh.read()
-    return get_backend(backend_name).upload(
-        data, "application/octet-stream", "lora_weights.safetensors"
+    return hosting.upload(
+        backend_name,
+        data,
+        content_type="application/octet-stream",
+        file_name="lora_weights.safetensors",
+        storage_name=file_field.name,
     )
 
 

@@ -39,15 +39,9 @@ def first_running_reads(client, character, fal) -> list[dict]:
     return reads[2:]
 
 
-# "steps: 300" and "20.0 %" carry no total: the engine must pass the requested steps to
-# steps_from_logs (webtoon/jobs/services.py `_step_counter`, `expected_total=expected`).
-NEEDS_TOTAL = pytest.mark.xfail(strict=True, reason="_step_counter passes no expected_total yet")
 
-
-@pytest.mark.parametrize(
-    "shape",
-    [pytest.param(s, marks=NEEDS_TOTAL) if s in ("count", "percent") else s for s in SHAPES],
-)
+# "steps: 300" and "20.0 %" carry no total: the engine passes the requested steps.
+@pytest.mark.parametrize("shape", SHAPES)
 def test_training_progress_is_read_from_each_log_shape(alice_client, character, fal, shape):
     fal.training_logs = shape
     reads = first_running_reads(alice_client, character, fal)

@@ -6,9 +6,12 @@ import functools
 from django.conf import settings
 
 from .base import (
+    AccountRefused,
     BackendError,
+    ContentRefused,
     DownloadRefused,
     ImageBackend,
+    InputInvalid,
     RemoteFileGone,
     RemoteRejected,
     RemoteStatus,
@@ -17,9 +20,12 @@ from .base import (
 )
 
 __all__ = [
+    "AccountRefused",
     "BackendError",
+    "ContentRefused",
     "DownloadRefused",
     "ImageBackend",
+    "InputInvalid",
     "RemoteFileGone",
     "RemoteRejected",
     "RemoteStatus",

@@ -23,9 +23,13 @@ class BackendError(Exception):
     retryable = True
     code = "remote_error"
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, status_code: int | None = None, user_message: str = ""
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
+        # What fal said that a user may read (a model's `msg`), already scrubbed.
+        self.user_message = user_message
 
 
 class RemoteUnavailable(BackendError):
@@ -48,6 +52,28 @@ class RemoteRejected(BackendError):
 
     retryable = False
     code = "remote_rejected"
+
+
+class ContentRefused(RemoteRejected):
+    """fal's model refused the input (`content_policy_violation`): the same input fails the
+    same way, so it is never resubmitted; `user_message` is fal's `msg`."""
+
+    code = "content_policy"
+
+
+class InputInvalid(RemoteRejected):
+    """A typed validation error from fal's model (422 `detail[].type`): not retryable."""
+
+    code = "input_invalid"
+
+
+class AccountRefused(BackendError):
+    """401 (wrong key) or 403 not about a file ("User is locked. Reason: Exhausted balance"):
+    the *account* cannot work until an operator acts. Nothing about the user's input; the
+    engine holds every job (circuit breaker) instead of failing it."""
+
+    retryable = False
+    code = "account_refused"
 
 
 class RemoteFileGone(RemoteRejected):

@@ -7,6 +7,7 @@ is mapped to our BackendError family here, so the job engine sees one vocabulary
 from __future__ import annotations
 
 import json
+import re
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -18,9 +19,12 @@ from fal_client.auth import MissingCredentialsError
 from webtoon.logsafety import redact
 
 from .base import (
+    AccountRefused,
     BackendError,
+    ContentRefused,
     DownloadRefused,
     ImageBackend,
+    InputInvalid,
     RemoteFileGone,
     RemoteRejected,
     RemoteStatus,
@@ -31,24 +35,71 @@ from .base import (
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 
 
+# A 403 about a file (a LoRA or image URL fal could not fetch) names it; any other 403
+# ("User is locked. Reason: Exhausted balance ...") concerns the whole account.
+FILE_WORDS = re.compile(r"https?://|\bfile\b|download|weights|image_url|\.safetensors", re.I)
+# Errors fal describes as infrastructure (runner crashed, timeouts): worth another try.
+INFRA_TYPES = {"runner_error", "internal_error", "timeout", "runner_timeout", "server_error"}
+
+
+def _details(message: Any) -> list[dict]:
+    """fal's typed model errors: `detail` as a list of {loc, msg, type, ...}."""
+    if isinstance(message, list):
+        return [d for d in message if isinstance(d, dict)]
+    if isinstance(message, dict):
+        return [message]
+    return []
+
+
+def _header_true(headers: dict, *names: str) -> bool | None:
+    lowered = {k.lower(): v for k, v in (headers or {}).items()}
+    for name in names:
+        if name in lowered:
+            return str(lowered[name]).strip().lower() in ("1", "true", "yes")
+    return None
+
+
 def _map_error(exc: Exception) -> BackendError:
     if isinstance(exc, fal_client.FalClientHTTPError):
-        code = exc.status_code
-        # fal's reply is shown to users and support: never let it echo our key back.
-        message = redact(f"fal {code}: {exc.message}")
-        if code in (408, 409, 429) or code >= 500:
-            return RemoteUnavailable(message, status_code=code)
-        if code in (403, 404, 410):
-            return RemoteFileGone(message, status_code=code)
-        return RemoteRejected(message, status_code=code)
+        return map_http_error(exc.status_code, exc.message, exc.response_headers, exc.error_type)
     if isinstance(exc, httpx.TimeoutException):
         return RemoteUnavailable(f"fal timeout: {exc.__class__.__name__}")
     if isinstance(exc, httpx.TransportError):
         return RemoteUnavailable(f"fal connection error: {exc.__class__.__name__}")
     if isinstance(exc, MissingCredentialsError):
-        return RemoteRejected("FAL_KEY is not set")
+        return AccountRefused("FAL_KEY is not set")
     # KeyError / ValueError / JSONDecodeError: a reply that does not follow fal's protocol.
     return RemoteUnavailable(redact(f"malformed fal reply: {exc.__class__.__name__}: {exc}"))
+
+
+def map_http_error(
+    code: int, detail: Any, headers: dict | None = None, error_type: str | None = None
+) -> BackendError:
+    """fal's answer, read by what it says (FAL.md §5): account refusals, typed model errors
+    (`detail[].type`, `X-Fal-Retryable`), infrastructure, files gone."""
+    details = _details(detail)
+    types = {str(d.get("type") or "") for d in details}
+    msgs = [str(d.get("msg")) for d in details if d.get("msg")]
+    text = "; ".join(msgs) if msgs else str(detail)
+    # fal's reply is shown to users and support: never let it echo our key back.
+    message = redact(f"fal {code}: {text}" + (f" [{', '.join(sorted(types))}]" if types else ""))
+    user_message = redact("; ".join(msgs))[:500]
+    retry_header = _header_true(headers or {}, "x-fal-retryable", "x-fal-needs-retry")
+    if code == 401 or (code == 403 and not FILE_WORDS.search(str(detail))):
+        return AccountRefused(message, status_code=code)
+    if "content_policy_violation" in types:
+        return ContentRefused(message, status_code=code, user_message=user_message)
+    if retry_header is True or (error_type or "") in INFRA_TYPES or types & INFRA_TYPES:
+        return RemoteUnavailable(message, status_code=code)
+    if code in (408, 409, 429) or code >= 500:
+        if retry_header is False:
+            return RemoteRejected(message, status_code=code, user_message=user_message)
+        return RemoteUnavailable(message, status_code=code)
+    if code in (403, 404, 410):
+        return RemoteFileGone(message, status_code=code)
+    if code == 422 and details:
+        return InputInvalid(message, status_code=code, user_message=user_message)
+    return RemoteRejected(message, status_code=code, user_message=user_message)
 
 
 def _clean_logs(logs) -> list:
@@ -134,7 +185,13 @@ class FalBackend(ImageBackend):
         return self._call(self.client.upload, data, content_type, file_name)
 
     def download(self, url: str, dest: IO[bytes], *, max_bytes: int) -> int:
-        return download_https(url, dest, max_bytes=max_bytes, hosts=settings.FAL_FILE_HOSTS)
+        return download_https(
+            url,
+            dest,
+            max_bytes=max_bytes,
+            hosts=settings.FAL_FILE_HOSTS,
+            prefixes=settings.FAL_FILE_PREFIXES,
+        )
 
     def run_llm(self, prompt: str, *, system_prompt: str, model: str, timeout: float) -> str:
         # One synchronous POST to fal.run (no queue): a short answer a page waits for.
@@ -152,11 +209,38 @@ def _host_allowed(host: str, hosts: list[str]) -> bool:
     return any(host == h or host.endswith("." + h) for h in hosts)
 
 
-def download_https(url: str, dest: IO[bytes], *, max_bytes: int, hosts: list[str]) -> int:
-    """Stream `url` into `dest`: https only, allowed hosts only, no redirects, size-capped."""
+def _prefix_allowed(host: str, path: str, prefixes: list[str]) -> bool:
+    """fal's buckets on a shared host (storage.googleapis.com/fal-flux-lora/...): the host
+    and the path prefix must both match, never the whole host. Paths with dot segments or
+    encoded slashes are refused, so a prefix cannot be climbed out of."""
+    if ".." in path or "%2f" in path.lower() or "%2e" in path.lower() or "//" in path:
+        return False
+    where = f"{host}{path}"
+    for prefix in prefixes:
+        prefix_host, _, prefix_path = prefix.partition("/")
+        if host == prefix_host.lower() and where.startswith(f"{prefix_host.lower()}/{prefix_path}"):
+            return True
+    return False
+
+
+def url_allowed(url: str, hosts: list[str], prefixes: list[str] = ()) -> bool:
     parts = urlsplit(url)
-    if parts.scheme != "https" or not _host_allowed(parts.hostname or "", hosts):
-        raise DownloadRefused(f"refusing to download from {parts.scheme}://{parts.hostname}")
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or parts.username or parts.password or parts.port not in (None, 443):
+        return False
+    return _host_allowed(host, hosts) or _prefix_allowed(host, parts.path, list(prefixes))
+
+
+def download_https(
+    url: str, dest: IO[bytes], *, max_bytes: int, hosts: list[str], prefixes: list[str] = ()
+) -> int:
+    """Stream `url` into `dest`: https only, allowed hosts (or host + path prefixes) only, no
+    redirects, size-capped."""
+    parts = urlsplit(url)
+    if not url_allowed(url, hosts, prefixes):
+        raise DownloadRefused(
+            f"refusing to download from {parts.scheme}://{parts.hostname}{parts.path[:60]}"
+        )
     try:
         with httpx.stream("GET", url, timeout=DOWNLOAD_TIMEOUT, follow_redirects=False) as r:
             if r.status_code in (403, 404, 410):

@@ -14,8 +14,8 @@ from webtoon import backoffice
 from webtoon.exceptions import DomainError
 from webtoon.media import media_url
 
-from . import services
-from .models import CallAttempt, Job, JobState, RemoteCall
+from . import account, services
+from .models import CallAttempt, FalAccount, HostedFile, Job, JobState, RemoteCall
 
 CALL_FIELDS = (
     "slot",
@@ -251,6 +251,8 @@ class CallAttemptInline(admin.TabularInline):
         "number",
         "request_id",
         "outcome",
+        "charge",
+        "cost",
         "error_message",
         "started_at",
         "finished_at",
@@ -298,3 +300,56 @@ class RemoteCallAdmin(backoffice.BackofficeAdmin):
     @admin.display(description=_("소요"))
     def duration(self, obj):
         return _duration(obj)
+
+
+@admin.register(FalAccount)
+class FalAccountAdmin(backoffice.BackofficeAdmin):
+    """The shared fal account's circuit breaker: why it paused, when it last probed."""
+
+    list_display = ("__str__", "paused_at", "status_code", "last_probe_at", "resumed_at", "pauses")
+    readonly_fields = (
+        "paused_at",
+        "reason",
+        "status_code",
+        "last_probe_at",
+        "alerted_at",
+        "resumed_at",
+        "pauses",
+    )
+    fields = readonly_fields
+    actions = ["resume_now"]
+    detail_actions = ("resume_now",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description=_("지금 다시 시작 (fal 문제를 해결한 뒤)"), permissions=["change"])
+    def resume_now(self, request, queryset):
+        if account.resume():
+            self.message_user(request, _("생성을 다시 시작했습니다. 대기 중인 작업이 이어집니다."))
+        else:
+            self.message_user(request, _("멈춰 있지 않습니다."), messages.WARNING)
+
+
+@admin.register(HostedFile)
+class HostedFileAdmin(admin.ModelAdmin):
+    """Our files hosted on fal and when: re-uploaded before reuse once too old."""
+
+    list_display = ("storage_name", "backend", "uploaded_at", "url", "replaced_by")
+    search_fields = ("storage_name", "url")
+    readonly_fields = (
+        "backend",
+        "url",
+        "storage_name",
+        "content_type",
+        "file_name",
+        "uploaded_at",
+        "replaced_by",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False

@@ -28,6 +28,8 @@ class JobOut(Schema):
     state: str
     state_label: str
     progress_percent: int
+    # Why an unfinished job waits ("대기 중 (앞에 3건)", or fal's account paused); "" otherwise.
+    wait_message: str
     cost_estimated: float
     cost_recorded: float
     error_code: str

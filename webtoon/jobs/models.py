@@ -33,6 +33,9 @@ class CallState(models.TextChoices):
     PENDING = "pending", _("제출 대기")
     SUBMITTING = "submitting", _("제출 중")
     SUBMITTED = "submitted", _("대기열")
+    # The submit's answer was lost (fal may have queued it) and fal's webhook may still name
+    # it: kept, never resubmitted, until the webhook adopts it or the deadline fails it.
+    ORPHANED = "orphaned", _("응답 확인 중")
     RUNNING = "running", _("처리 중")
     SUCCEEDED = "succeeded", _("완료")
     FAILED = "failed", _("실패")
@@ -40,6 +43,13 @@ class CallState(models.TextChoices):
 
 
 ACTIVE_CALL_STATES = (CallState.SUBMITTED, CallState.RUNNING)
+# Requests that hold (or may hold) one of the account's slots at fal.
+IN_FLIGHT_CALL_STATES = (
+    CallState.SUBMITTING,
+    CallState.SUBMITTED,
+    CallState.RUNNING,
+    CallState.ORPHANED,
+)
 TERMINAL_CALL_STATES = (CallState.SUCCEEDED, CallState.FAILED, CallState.CANCELLED)
 
 
@@ -146,6 +156,15 @@ class RemoteCall(models.Model):
         return self.state in TERMINAL_CALL_STATES
 
 
+class Charge(models.TextChoices):
+    """What fal may have billed for one attempt (fal's FAQ: 5xx are not charged, a 422 may
+    be; a request refused at submit or cancelled while queued never ran)."""
+
+    NONE = "none", _("청구 없음")
+    POSSIBLE = "possible", _("청구되었을 수 있음")
+    CHARGED = "charged", _("청구됨")
+
+
 class CallAttempt(models.Model):
     """One submit of a remote call: kept so support can see every paid request."""
 
@@ -153,6 +172,8 @@ class CallAttempt(models.Model):
     number = models.PositiveSmallIntegerField()
     request_id = models.CharField(max_length=100, blank=True)
     outcome = models.CharField(max_length=40, blank=True)
+    charge = models.CharField(max_length=10, choices=Charge.choices, default=Charge.NONE)
+    cost = models.DecimalField(_("비용($)"), max_digits=8, decimal_places=3, default=0)
     error_message = models.TextField(blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -162,3 +183,45 @@ class CallAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of call {self.call_id} ({self.outcome or 'open'})"
+
+
+class FalAccount(models.Model):
+    """The one fal account all users share (a single row, pk=1): the circuit breaker that
+    stops every submit while fal refuses the account (401 wrong key, 403 "User is locked"),
+    and the row submitters lock to count the account's slots."""
+
+    paused_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_probe_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    pauses = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("fal 계정 상태")
+        verbose_name_plural = _("fal 계정 상태")
+
+    def __str__(self) -> str:
+        return f"fal account ({'paused' if self.paused_at else 'working'})"
+
+
+class HostedFile(models.Model):
+    """A file of ours hosted where a backend can fetch it (the photo, a training ZIP, a LoRA):
+    when it was uploaded, so it is uploaded again before reuse once it may have expired
+    (FAL_UPLOAD_MAX_AGE_SECONDS; fal keeps media "at least 7 days")."""
+
+    backend = models.CharField(max_length=16)
+    url = models.URLField(max_length=1000, unique=True)
+    storage_name = models.CharField(max_length=300, db_index=True)
+    content_type = models.CharField(max_length=100)
+    file_name = models.CharField(max_length=100)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    replaced_by = models.URLField(max_length=1000, blank=True)
+
+    class Meta:
+        verbose_name = _("호스팅된 파일")
+        verbose_name_plural = _("호스팅된 파일")
+
+    def __str__(self) -> str:
+        return f"{self.storage_name} @ {self.backend}"

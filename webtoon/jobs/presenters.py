@@ -6,8 +6,9 @@ from django.utils.translation import gettext as _
 
 from webtoon.media import media_url
 
+from . import account
 from .kinds import REGISTRY
-from .models import Job
+from .models import CallState, Job
 
 ERROR_MESSAGES = {
     "deadline": _("생성이 지연되고 있습니다. 잠시 후 다시 시도해주세요."),
@@ -17,7 +18,30 @@ ERROR_MESSAGES = {
     "download_refused": _("결과 파일을 안전하게 받을 수 없습니다."),
     "file_gone": _("결과 파일이 만료되었습니다."),
     "lora_expired": _("LoRA 파일이 만료되었습니다. 백업에서 복원해주세요."),
+    "content_policy": _(
+        "이미지 서비스의 안전 정책에 걸려 만들 수 없었습니다. 표현을 바꿔 다시 시도해주세요."
+    ),
+    "input_invalid": _("이미지 서비스가 요청 내용을 받아들이지 않았습니다."),
 }
+
+
+def wait_message(job: Job, calls=None) -> str:
+    """Why an unfinished job is waiting, in the user's words: the fal account is refused
+    (nothing about their input), or their work waits in line ("대기 중 (앞에 N건)")."""
+    if job.is_terminal:
+        return ""
+    if account.paused() is not None:
+        return str(account.PAUSED_MESSAGE)
+    calls = list(job.calls.all()) if calls is None else calls
+    positions = [
+        c.queue_position
+        for c in calls
+        if c.queue_position is not None
+        and c.state in (CallState.PENDING, CallState.SUBMITTED)
+    ]
+    if not positions or any(c.state == CallState.RUNNING for c in calls):
+        return ""
+    return _("대기 중 (앞에 %(n)d건)") % {"n": min(positions)}
 
 
 def job_dict(job: Job) -> dict:
@@ -32,6 +56,7 @@ def job_dict(job: Job) -> dict:
         "progress_percent": round(job.progress * 100),
         "cost_estimated": float(job.cost_estimated),
         "cost_recorded": float(job.cost_recorded),
+        "wait_message": wait_message(job, calls),
         "error_code": job.error_code,
         "error_message": ERROR_MESSAGES.get(job.error_code, job.error_message)
         if job.error_code

@@ -34,8 +34,10 @@ from django.utils.translation import gettext as _
 from django_q.tasks import async_task
 
 from webtoon.imaging import (
+    AccountRefused,
     BackendError,
     DownloadRefused,
+    RemoteFileGone,
     RemoteRejected,
     RemoteStatus,
     RemoteUnavailable,
@@ -44,7 +46,7 @@ from webtoon.imaging import (
 )
 from webtoon.media import owner_prefix
 
-from . import limits
+from . import account, hosting, limits, pricing
 from .kinds import JobKind, get_kind
 from .models import (
     ACTIVE_CALL_STATES,
@@ -52,6 +54,7 @@ from .models import (
     TERMINAL_JOB_STATES,
     CallAttempt,
     CallState,
+    Charge,
     Job,
     JobState,
     RemoteCall,
@@ -91,7 +94,7 @@ def create_job(
     `limited`: the owner asked for it, so the owner's rate limit and daily spend cap apply
     (TooManyRequests, nothing created); the system's own follow-ups pass False."""
     job_kind = get_kind(kind)
-    cost = job_kind.unit_cost * len(calls)
+    cost = estimate_calls(kind, calls)
     with transaction.atomic():
         if limited:
             limits.check_costly(owner, cost)
@@ -108,6 +111,14 @@ def create_job(
         if start and not waiting:
             enqueue(job)
     return job
+
+
+def estimate_calls(kind: str, calls: list[CallSpec]) -> Decimal:
+    """What these calls will cost (the cost notice and the job's estimate use this one sum)."""
+    fallback = get_kind(kind).unit_cost
+    return sum(
+        (pricing.estimate(c.endpoint, c.arguments, fallback) for c in calls), Decimal("0")
+    )
 
 
 def release_waiting(job: Job) -> bool:
@@ -186,7 +197,7 @@ def run_job(job_id: int) -> str:
     try:
         while True:
             job = advance_job(job_id)
-            if job.is_terminal or get_kind(job.kind).long_running:
+            if job.is_terminal or get_kind(job.kind).long_running or _only_held(job):
                 break
             if time.monotonic() - started > settings.JOB_TASK_BUDGET_SECONDS:
                 break
@@ -195,9 +206,18 @@ def run_job(job_id: int) -> str:
     finally:
         release(job_id)
     if job is not None and not job.is_terminal and not get_kind(job.kind).long_running:
+        if _only_held(job):
+            # Nothing of it at fal: a freed slot wakes it (wake_next), or the reconciler.
+            return "held"
         async_task(RUN_JOB_TASK, job_id)
         return "continued"
     return job.state if job else "missing"
+
+
+def _only_held(job: Job) -> bool:
+    """All of the job's open calls wait in our queue (account slots or a paused account)
+    and none is at fal: looping would only hold a worker."""
+    return bool(getattr(job, "held_calls", 0)) and not getattr(job, "in_flight_calls", 0)
 
 
 def advance_job(job_id: int) -> Job:
@@ -209,7 +229,12 @@ def advance_job(job_id: int) -> Job:
     now = timezone.now()
     if job.state == JobState.QUEUED:
         if start_hook := kind.hook("on_job_start"):
-            start_hook(job)  # e.g. re-host the photo where the backend can fetch it
+            try:
+                start_hook(job)  # e.g. re-host the photo where the backend can fetch it
+            except AccountRefused as exc:
+                account.pause(exc)  # the job waits for the account, nothing is charged
+                job.held_calls = job.calls.count()
+                return job
         job.state, job.started_at = JobState.RUNNING, now
     open_calls = list(job.calls.exclude(state__in=TERMINAL_CALL_STATES))
     finished: list[RemoteCall] = []
@@ -217,14 +242,18 @@ def advance_job(job_id: int) -> Job:
         finished += _expire(open_calls, now)
     else:
         finished += _fail_orphans(open_calls, now)
+        due = _freshen([c for c in open_calls if _due(c, now)])
+        polls = [c for c in open_calls if c.state in ACTIVE_CALL_STATES]
         # Calls go out in rounds of JOB_SUBMIT_CONCURRENCY, each marked SUBMITTING just
         # before its round: a worker killed mid-pass leaves at most one round in doubt
-        # (failed as submit_unknown), never the whole set.
-        due = [c for c in open_calls if _due(c, now)]
-        polls = [c for c in open_calls if c.state in ACTIVE_CALL_STATES]
+        # (failed as submit_unknown), never the whole set. The account admits them: with
+        # FAL_ACCOUNT_CONCURRENCY the rest wait in our queue, fairly shared between users.
         size = max(1, settings.JOB_SUBMIT_CONCURRENCY)
-        for start in range(0, max(len(due), 1), size):
-            work = _mark_submitting(due[start : start + size], now) + polls
+        while True:
+            marked = account.admit(job, due, timezone.now(), max_count=size)
+            taken = {c.pk for c in marked}
+            due = [c for c in due if c.pk not in taken]
+            work = marked + polls
             polls = []
             for call, outcome in _run_network(work, job):
                 # A call's final state and what the kind makes of it (a cut's image, a
@@ -233,6 +262,9 @@ def advance_job(job_id: int) -> Job:
                 with transaction.atomic():
                     if _apply(call, outcome, job, kind):
                         _call_finished(call, kind)
+            if not marked or not due:
+                break
+        _hold(job, kind, due, open_calls)
     for call in finished:  # failed by deadline or as orphans above
         _call_finished(call, kind)
     with transaction.atomic():
@@ -241,7 +273,55 @@ def advance_job(job_id: int) -> Job:
         job.save()
         if job.is_terminal and (job_hook := kind.hook("on_job_finished")):
             job_hook(job)
+    _wake_next(job)
     return job
+
+
+def _freshen(calls: list[RemoteCall]) -> list[RemoteCall]:
+    """Inputs we hosted too long ago are uploaded again before a call names them; a call
+    whose upload failed waits for the next pass (nothing was submitted)."""
+    ready = []
+    for call in calls:
+        try:
+            if hosting.freshen_arguments(call.arguments, call.backend):
+                call.save(update_fields=["arguments"])
+        except AccountRefused as exc:
+            account.pause(exc)
+            continue
+        except BackendError as exc:
+            logger.info("re-upload for call %s failed, next pass tries again: %s", call.pk, exc)
+            continue
+        ready.append(call)
+    return ready
+
+
+def _hold(job: Job, kind: JobKind, held: list[RemoteCall], open_calls: list[RemoteCall]) -> None:
+    """Calls still waiting in our queue: the job's deadline counts from when fal gets its
+    work, so waiting for a slot (or for the account) can never time it out."""
+    job.held_calls = len(held)
+    job.in_flight_calls = RemoteCall.objects.filter(
+        job=job, state__in=(*ACTIVE_CALL_STATES, CallState.SUBMITTING, CallState.ORPHANED)
+    ).count()
+    if held:
+        restart = timezone.now() + timedelta(seconds=kind.deadline_seconds)
+        if job.deadline_at is None or job.deadline_at < restart:
+            job.deadline_at = restart
+
+
+def _wake_next(job: Job) -> None:
+    """Slots freed by this pass go to the calls first in line: wake their runners."""
+    if not account.limited():
+        return
+    backend = settings.WEBTOON_BACKEND
+    for job_id in account.next_in_line(backend, timezone.now(), exclude_job=job.pk):
+        other = Job.objects.filter(pk=job_id).first()
+        if other is not None:
+            poke(other)
+
+
+def wake_waiting() -> int:
+    """The account works again: every unfinished job gets a pass now."""
+    return reconcile(quiet_only=False)
 
 
 def _call_finished(call: RemoteCall, kind: JobKind) -> None:
@@ -255,22 +335,10 @@ def _due(call: RemoteCall, now) -> bool:
     )
 
 
-def _mark_submitting(calls: list[RemoteCall], now) -> list[RemoteCall]:
-    marked = []
-    for call in calls:
-        updated = RemoteCall.objects.filter(pk=call.pk, state=CallState.PENDING).update(
-            state=CallState.SUBMITTING, attempts=F("attempts") + 1
-        )
-        if updated:
-            call.refresh_from_db()
-            CallAttempt.objects.create(call=call, number=call.attempts, started_at=now)
-            marked.append(call)
-    return marked
-
-
 def _fail_orphans(calls: list[RemoteCall], now) -> list[RemoteCall]:
     orphans = [c for c in calls if c.state == CallState.SUBMITTING]
     for call in orphans:
+        _charge(call, Charge.POSSIBLE, _estimate(call, get_kind(call.job.kind)))
         _fail_unknown_submit(
             call,
             _(
@@ -296,6 +364,8 @@ def _expire(calls: list[RemoteCall], now) -> list[RemoteCall]:
                 get_backend(call.backend).cancel(call.endpoint, call.request_id)
             except BackendError:
                 logger.info("cancel of %s after deadline failed", call.request_id)
+        if call.state == CallState.RUNNING:  # fal spent time on it; cancelled while queued: no
+            _charge(call, Charge.POSSIBLE, _estimate(call, get_kind(call.job.kind)))
         _finish(call, CallState.FAILED, "deadline", "마감 시간을 넘겼습니다.", now)
         _close_attempt(call, "deadline")
     return calls
@@ -329,9 +399,11 @@ def _run_network(calls: list[RemoteCall], job: Job) -> list[tuple[RemoteCall, Ou
 def _network_step(call: RemoteCall, backend, job: Job) -> Outcome:
     if call.state == CallState.SUBMITTING:
         try:
-            wait = (job.deadline_at - timezone.now()).total_seconds() if job.deadline_at else None
+            # fal's start_timeout counts from our submit (time waited in our own queue for
+            # a slot is not fal's business): the kind's whole allowance.
+            wait = get_kind(job.kind).deadline_seconds
             request_id = backend.submit(
-                call.endpoint, call.arguments, webhook_url=webhook_url(), start_timeout=wait
+                call.endpoint, call.arguments, webhook_url=webhook_url(call), start_timeout=wait
             )
             return Outcome("submitted", request_id=request_id)
         except BackendError as exc:
@@ -344,8 +416,9 @@ def _network_step(call: RemoteCall, backend, job: Job) -> Outcome:
             if status.state != "completed":
                 return Outcome("status", status=status)
             if status.error:
-                err = RemoteUnavailable(f"remote error: {status.error}")
-                return Outcome("remote_failed", status=status, error=err)
+                return Outcome("remote_failed", status=status, error=_completed_error(
+                    backend, call, status
+                ))
             result = backend.result(call.endpoint, call.request_id)
         url = output_url(result, call.output_kind)
         cap = settings.MAX_LORA_BYTES if call.output_kind == "lora" else settings.MAX_DOWNLOAD_BYTES
@@ -380,6 +453,16 @@ def _network_step(call: RemoteCall, backend, job: Job) -> Outcome:
         return Outcome("remote_failed", status=status, result=result, error=exc)
 
 
+def _completed_error(backend, call: RemoteCall, status: RemoteStatus) -> BackendError:
+    """fal finished the request with an error: its result answer says which (a typed model
+    error, a refusal of the input, infrastructure), so that decides whether to try again."""
+    try:
+        backend.result(call.endpoint, call.request_id)
+    except BackendError as exc:
+        return exc
+    return RemoteUnavailable(f"remote error: {status.error}")
+
+
 def _transform_output(job: Job, path: str) -> dict[str, Any]:
     """The kind's output_transform (e.g. cuts: a 1024x1024 JPEG), here in the pool thread so
     24 results are processed side by side (Pillow releases the GIL), not one by one later."""
@@ -393,7 +476,7 @@ def _transform_output(job: Job, path: str) -> dict[str, Any]:
         raise RemoteUnavailable(f"result file unusable: {exc}") from exc
 
 
-def webhook_url() -> str | None:
+def webhook_url(call: RemoteCall | None = None) -> str | None:
     """Where fal reports finished requests, when this site has a public address."""
     base = settings.WEBTOON_PUBLIC_URL.rstrip("/")
     return f"{base}/api/fal/webhook" if base else None
@@ -407,9 +490,9 @@ def output_url(result: dict[str, Any], output_kind: str) -> str:
         else:
             url = result["images"][0]["url"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise RemoteRejected(f"result has no {output_kind} file") from exc
+        raise RemoteUnavailable(f"result has no {output_kind} file") from exc
     if not isinstance(url, str) or not url:
-        raise RemoteRejected(f"result has no {output_kind} file")
+        raise RemoteUnavailable(f"result has no {output_kind} file")
     return url
 
 
@@ -429,19 +512,24 @@ def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
         CallAttempt.objects.filter(call=call, number=call.attempts).update(
             request_id=outcome.request_id
         )
+        account.resume()  # fal took a request: if the account was paused, it works again
         return False
+    if isinstance(outcome.error, AccountRefused):
+        return _account_refused(call, outcome, now)
     if isinstance(outcome.error, SubmitUnknown):
         message = _(
             "제출 응답을 받지 못해 결과를 알 수 없습니다. "
             "이중 과금을 막기 위해 자동 재제출하지 않았습니다."
         )
+        _charge(call, Charge.POSSIBLE, _estimate(call, kind))
         _fail_unknown_submit(call, message, now)
         return True
     if outcome.kind in ("submit_failed", "remote_failed"):
+        if outcome.kind == "remote_failed" and _may_be_charged(outcome.error):
+            _charge(call, Charge.POSSIBLE, _estimate(call, kind))
         if (decided := _repair(call, outcome.error, kind, now)) is not None:
             return decided
-        retry = outcome.kind == "remote_failed" and not isinstance(outcome.error, DownloadRefused)
-        return _fail_attempt(call, outcome.error, now, retryable=retry or outcome.error.retryable)
+        return _fail_attempt(call, outcome.error, now, retryable=_retryable(outcome))
     if outcome.status is not None:
         _note_status(call, outcome.status, now, kind)
     if outcome.kind == "poll_error":
@@ -453,7 +541,8 @@ def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
         _store_output(call, outcome, job, kind, now)
         return True
     if outcome.kind == "unstored":
-        call.result, call.output_url, call.cost = outcome.result, outcome.url[:1000], kind.unit_cost
+        call.result, call.output_url = outcome.result, outcome.url[:1000]
+        _charge(call, Charge.CHARGED, _actual(call, kind, outcome.result))
         call.progress = 1.0
         _finish(call, CallState.SUCCEEDED, outcome.error.code, str(outcome.error)[:2000], now)
         _close_attempt(call, "succeeded_unstored", str(outcome.error))
@@ -490,7 +579,7 @@ def _step_counter(logs: list, call: RemoteCall) -> tuple[int, int] | None:
     never moves the step back."""
     expected = call.arguments.get("steps") if isinstance(call.arguments, dict) else None
     for entry in reversed(logs):
-        steps = steps_from_logs([entry])
+        steps = steps_from_logs([entry], expected_total=expected)
         if steps is None or (expected and steps[1] != expected):
             continue
         if call.current_step and steps[1] == call.total_steps and steps[0] < call.current_step:
@@ -516,10 +605,78 @@ def _store_output(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind, n
         os.unlink(outcome.file_path)
     call.result = outcome.result
     call.output_url = outcome.url[:1000]
-    call.cost = kind.unit_cost
+    _charge(call, Charge.CHARGED, _actual(call, kind, outcome.result))
+    if call.output_kind == "lora":
+        # A trainer's result is a file fal hosts and we reuse by URL: note its age, so it is
+        # re-hosted from our copy before it may expire.
+        hosting.remember(
+            call.output_url,
+            backend_name=call.backend,
+            storage_name=call.output_file.name,
+            file_name="lora_weights.safetensors",
+        )
     call.progress = 1.0
     _finish(call, CallState.SUCCEEDED, "", "", now)
     _close_attempt(call, "succeeded")
+
+
+# --- what fal may have charged ----------------------------------------------------------------
+def _estimate(call: RemoteCall, kind: JobKind) -> Decimal:
+    return pricing.estimate(call.endpoint, call.arguments, kind.unit_cost)
+
+
+def _actual(call: RemoteCall, kind: JobKind, result: dict[str, Any] | None) -> Decimal:
+    return pricing.actual(call.endpoint, call.arguments, result, kind.unit_cost)
+
+
+def _charge(call: RemoteCall, charge: str, cost: Decimal) -> None:
+    """Record on the open attempt what fal may have billed for it; the call's cost is the sum
+    over its attempts (saved with the call by the caller)."""
+    CallAttempt.objects.filter(call=call, number=call.attempts).update(charge=charge, cost=cost)
+    call.cost = (call.cost or Decimal("0")) + cost
+
+
+def _may_be_charged(error: BackendError | None) -> bool:
+    """fal ran the request and answered with a 4xx (a 422 model error, a refused input): it
+    may have billed the GPU time. 5xx and infrastructure errors are not charged."""
+    code = getattr(error, "status_code", None)
+    return isinstance(error, RemoteRejected) and code is not None and 400 <= code < 500
+
+
+def _retryable(outcome: Outcome) -> bool:
+    """Only what fal says is retryable or what is infrastructure (5xx, timeouts, a result
+    file that vanished) is tried again; a refused input or a validation error never is."""
+    error = outcome.error
+    if error.retryable:
+        return True
+    return outcome.kind == "remote_failed" and type(error) is RemoteFileGone
+
+
+def _account_refused(call: RemoteCall, outcome: Outcome, now) -> bool:
+    """The account, not this request, was refused: pause everything; the call waits (its
+    attempt is given back) and resumes by itself once fal accepts the account again."""
+    account.pause(outcome.error)
+    if outcome.kind == "poll_error" or call.request_id:
+        call.save()  # in flight already: keep polling it later
+        return False
+    _close_attempt(call, "account_refused", str(outcome.error))
+    call.max_attempts += 1  # not the user's fault: the refusal does not use up a try
+    call.state, call.request_id, call.result = CallState.PENDING, None, None
+    call.next_attempt_at = None
+    call.error_code = call.error_message = ""
+    call.save()
+    return False
+
+
+def charge_state(job: Job) -> str:
+    """What fal may have billed for the whole job: "none" (safe to say "비용이 청구되지
+    않았습니다"), "possible" or "charged"."""
+    charges = set(
+        CallAttempt.objects.filter(call__job=job).values_list("charge", flat=True).distinct()
+    )
+    if Charge.CHARGED in charges:
+        return Charge.CHARGED
+    return Charge.POSSIBLE if Charge.POSSIBLE in charges else Charge.NONE
 
 
 def _image_ext(result: dict[str, Any] | None, url: str) -> str:
@@ -725,9 +882,10 @@ def sweep_stale_downloads(now: float | None = None) -> int:
     return removed
 
 
-def reconcile() -> int:
+def reconcile(*, quiet_only: bool = True) -> int:
     """Periodic: enqueue a pass for every unfinished job that no runner holds (and clear the
-    temp downloads of workers that died)."""
+    temp downloads of workers that died). `quiet_only=False`: also the jobs looked at in
+    the last seconds (the account works again: everything waiting goes now)."""
     sweep_stale_downloads()
     now = timezone.now()
     free = _lease_free(now)
@@ -736,7 +894,7 @@ def reconcile() -> int:
     )
     ids = list(
         Job.objects.exclude(state__in=(*TERMINAL_JOB_STATES, JobState.WAITING))
-        .filter(free, quiet)
+        .filter(free, quiet if quiet_only else Q())
         .values_list("pk", flat=True)
     )
     for job_id in ids:
