@@ -169,6 +169,20 @@ def _stage_failed(scene: Scene, stage: str, call: RemoteCall) -> None:
     _finish(scene, last, FAILED, _(FAILED_INPAINT))
 
 
+def job_finished(job) -> None:
+    """on_job_finished: a separated scene left without a picture (its job ended between two
+    stages: cancelled, or a worker gone after a stage) shows the last stage it has."""
+    scene = Scene.objects.filter(job=job, separate_identities=True, image="", error="").first()
+    if scene is None:
+        return
+    if scene.stages:
+        _finish(scene, scene.stages[-1]["image"], FAILED, _(FAILED_INPAINT))
+    else:
+        scene.error = job.error_message or _("생성에 실패했습니다.")
+        scene.separation = FAILED
+        scene.save(update_fields=["error", "separation"])
+
+
 def _finish(scene: Scene, image: str, outcome: str, message: str = "", picture=None) -> None:
     scene.image = image
     scene.separation = outcome

@@ -41,6 +41,8 @@ SCENE = register(
         expected_seconds=20,
         on_call_finished="scenes.services.scene_finished",
         on_call_error="characters.lora_files.recover_expired_lora",
+        # A separated scene whose job ended between stages still gets a picture (issue 16).
+        on_job_finished="scenes.separation.job_finished",
     )
 )
 

@@ -305,3 +305,37 @@ def test_the_offline_backend_separates_two_offline_characters_too(
     scene = alice_client.get(f"/api/scene/{response.json()['scene_id']}").json()
     assert scene["separation"] == "done" and len(scene["stages"]) == 3
     assert [c["identity"]["verdict"] for c in scene["characters"]] == ["same", "same"]
+
+
+def test_a_repaint_that_fails_for_good_leaves_the_last_good_picture_with_a_message(
+    alice_client, duo, fal, django_capture_on_commit_callbacks, settings
+):
+    a, b = duo
+    settings.GENERATION_MAX_ATTEMPTS = 1
+    settings.GENERATION_TIMEOUT_SECONDS = 60  # a mistake here fails in a minute, not ten
+    fal.fail("submit", endpoint=INPAINT, status=422, times=5,
+             body={"detail": [{"loc": ["body", "mask_url"], "msg": "bad", "type": "value_error"}]},
+             match=lambda args: (args.get("loras") or [{}])[0].get("path") == b.lora_url)
+    response = two(alice_client, django_capture_on_commit_callbacks, a, b)
+    scene = alice_client.get(f"/api/scene/{response.json()['scene_id']}").json()
+    assert scene["status"] == "completed" and scene["separation"] == "failed"
+    assert [s["stage"] for s in scene["stages"]] == ["compose", "inpaint_a"]
+    assert scene["image_url"] == scene["stages"][-1]["image_url"]  # A repainted, B as composed
+    assert "인물 분리 중 얼굴 다시 그리기에 실패했습니다. 합성 이미지를 보여드립니다." in (
+        scene["warnings"])
+
+
+def test_a_separated_scene_whose_job_ended_between_stages_still_shows_a_picture(
+    alice_client, duo, fal, django_capture_on_commit_callbacks
+):
+    from scenes import separation
+
+    a, b = duo
+    response = two(alice_client, django_capture_on_commit_callbacks, a, b)
+    scene = Scene.objects.get(public_id=response.json()["scene_id"])
+    Scene.objects.filter(pk=scene.pk).update(image="", separation="running")
+    scene.stages = scene.stages[:1]
+    scene.save(update_fields=["stages"])
+    separation.job_finished(scene.job)
+    scene.refresh_from_db()
+    assert scene.image.name == scene.stages[0]["image"] and scene.separation == "failed"
