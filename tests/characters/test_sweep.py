@@ -11,6 +11,7 @@ from characters.models import Character, SweepImage
 from tests.characters.factories import trained_character
 from tests.characters.test_curation import astronaut_photo
 from tests.characters.test_training import drive, prepared, start
+from webtoon.jobs import services as jobs
 from webtoon.jobs.models import Job, JobState
 
 pytestmark = pytest.mark.django_db
@@ -162,3 +163,30 @@ def test_an_empty_setting_means_no_sweep_and_no_cost(alice_client, user, fal, se
     assert "강도 비교" not in alice_client.get(
         f"/characters/{draft.public_id}/train/"
     ).content.decode()
+
+
+def test_a_retrain_measures_its_new_version_again(
+    alice_client, user, offline, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBTOON_OFFLINE_TRAINING_SECONDS = 0
+    character = trained_character(user)
+    photo = astronaut_photo(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(f"/api/character/{character.public_id}/retrain",
+                          {"mode": "new", "confirm_cost": True,
+                           "photo_ids": [str(photo.public_id)]},
+                          content_type="application/json")
+    character.refresh_from_db()
+    for _ in range(10):
+        with django_capture_on_commit_callbacks(execute=True):
+            jobs.advance_job(character.training_job_id)
+        character.refresh_from_db()
+        if character.training_job.is_terminal:
+            break
+    version = character.current_version
+    assert version.number == 2 and version.sweep_job is not None
+    assert version.sweep_job.state == JobState.SUCCEEDED
+    rows = list(version.sweep_images.all())
+    assert sorted(r.scale for r in rows) == [0.6, 0.6, 0.8, 0.8, 1.0, 1.0]
+    assert all(r.image and r.identity is not None for r in rows)
+    assert version.scale_reason  # a choice with its reason, or why none was made
