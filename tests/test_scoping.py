@@ -615,6 +615,7 @@ NO_OBJECT_API = {
     "POST /api/character/restore-from-backup": "creates a character of the caller's",
     "POST /api/episode/": "creates an episode of the caller's",
     "POST /api/fal/webhook": "fal's signed callback: no user, only pokes a job to re-read fal",
+    "GET /api/scene/estimate-two-characters": "prices from settings: no object of anybody's",
 }
 
 
