@@ -9,7 +9,8 @@ from tests.test_browser_wizard import login
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-COMPLETED = "[data-testid=scene][data-status=completed] img"
+# The scene's own picture (not the stage pictures inside 단계별 이미지 보기).
+COMPLETED = "[data-testid=scene][data-status=completed] > img"
 
 
 def test_browser_one_and_two_character_scenes(page, live_server, settings, background_queue):
@@ -49,11 +50,13 @@ def test_browser_one_and_two_character_scenes(page, live_server, settings, backg
     one.locator("button[type=submit]").click()
     page.wait_for_selector(COMPLETED, timeout=30_000)
     first = page.get_by_test_id("scene").first
-    assert f"A: {b.trigger_word} v1 @ 1.0" in first.inner_text()
-    assert "B:" not in first.inner_text()
-    assert f"{b.trigger_word}, smiling while explaining, office, explaining a tax filing" in (
-        first.inner_text()
-    )
+    # The page shows names and the Korean words; the prompt sits behind 프롬프트 보기 (issue 15).
+    assert "이부장 · 반영 1.0" in first.inner_text()
+    assert "표정: 웃으며 설명 · 장소: 사무실 · 상황: 세금 신고를 설명하는" in first.inner_text()
+    assert "B:" not in first.inner_text() and b.trigger_word not in first.inner_text()
+    prompt = first.get_by_test_id("scene-prompt").text_content()
+    assert f"{b.trigger_word}, smiling while explaining, office, explaining a tax filing" in prompt
+    assert f"A: {b.trigger_word} v1 @ 1.0" in first.get_by_test_id("prompt-toggle").text_content()
     assert not page.get_by_text("아직 만든 씬이 없습니다.").is_visible()
 
     # Two characters: A and B preselected, default strengths 0.8 and 0.7, no warning.
@@ -66,20 +69,21 @@ def test_browser_one_and_two_character_scenes(page, live_server, settings, backg
     two.locator("button[type=submit]").click()
     page.wait_for_function(
         "() => document.querySelectorAll("
-        "'[data-testid=scene][data-status=completed] img').length === 2",
+        "'[data-testid=scene][data-status=completed] > img').length === 2",
         timeout=30_000,
     )
     scenes = page.get_by_test_id("scene")
     assert scenes.count() == 2
     newest = scenes.first.inner_text()
-    assert f"A: {a.trigger_word} v1 @ 0.8" in newest
-    assert f"B: {b.trigger_word} v1 @ 0.7" in newest
-    assert "two people in meeting room" in newest
+    assert "김대리 · 반영 0.8 / 이부장 · 반영 0.7" in newest
+    toggle = scenes.first.get_by_test_id("prompt-toggle").text_content()
+    assert f"A: {a.trigger_word} v1 @ 0.8" in toggle and f"B: {b.trigger_word} v1 @ 0.7" in toggle
+    assert "two people in meeting room" in toggle
     # No strength warning. These characters' LoRAs are not offline ones, so the offline
     # picture has no faces and the identity separation says it was skipped (issue 16).
     warnings = page.get_by_test_id("scene-warning").all_inner_texts()
     assert [w.strip() for w in warnings] == ["⚠️ 인물 분리를 건너뛰었습니다 (얼굴 2개를 찾지 못함)"]
-    assert f"A: {b.trigger_word} v1 @ 1.0" in scenes.nth(1).inner_text()
+    assert "이부장 · 반영 1.0" in scenes.nth(1).inner_text()
 
     # Both images really load, and the limits are still shown.
     page.wait_for_function(
