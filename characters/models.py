@@ -143,6 +143,10 @@ class Character(models.Model):
     lora_scale_user_set = models.BooleanField(default=False)
     # The selected cuts as one labelled PNG grid (characters.reference_sheet).
     reference_sheet = models.FileField(max_length=300, blank=True)
+    # Reference mode (issue 17): the few images a scene is drawn from without the LoRA,
+    # chosen once (characters.references): [{"image", "source", "number", "label",
+    # "angle", "distance"}], best first.
+    reference_images = models.JSONField(default=list, blank=True)
     training_images_count = models.PositiveIntegerField(_("학습 이미지 수"), default=0)
     candidate_images_count = models.PositiveIntegerField(default=0)
     training_steps = models.PositiveIntegerField(default=1500)

@@ -261,7 +261,11 @@ FAL_ENDPOINTS = {
     "lora": env("FAL_ENDPOINT_LORA", default="fal-ai/flux-lora"),
     # Repaint one character's face and hair with only its LoRA (issue 16, FAL.md §5).
     "inpaint": env("FAL_ENDPOINT_INPAINT", default="fal-ai/flux-lora/inpainting"),
+    # Reference mode (issue 17): a scene drawn from a character's best cuts, no LoRA needed.
+    "reference": env("FAL_ENDPOINT_REFERENCE", default="fal-ai/flux-2/edit"),
 }
+# How many reference images FAL_ENDPOINT_REFERENCE takes at most (flux-2/edit: 4, FAL.md §5).
+FAL_REFERENCE_MAX_IMAGES = env.int("FAL_REFERENCE_MAX_IMAGES", default=4)
 # Hosts a result file may be downloaded from (https only, no redirects).
 FAL_FILE_HOSTS = env.list("FAL_FILE_HOSTS", default=["v3.fal.media", "v3b.fal.media", "fal.media"])
 # fal's own buckets on shared hosts, allowed by host *and* path prefix (trainer results often
