@@ -117,7 +117,8 @@ def test_browser_photo_to_active_character(page, live_server, settings, backgrou
     page.wait_for_selector("[data-testid=consistency]", timeout=30_000)
     text = panel.inner_text()
     assert "캐릭터 학습 완료!" in text and "박사장" in text
-    assert page.get_by_test_id("trigger-word").inner_text() == "sks_parksajang"
+    # The trigger word is under 고급 (issue 15).
+    assert page.get_by_test_id("trigger-word").text_content() == "sks_parksajang"
 
     page.goto(live_server.url + "/characters/")
     card = page.get_by_test_id("character-card")
