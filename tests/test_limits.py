@@ -267,6 +267,7 @@ def test_training_at_the_limits_still_makes_its_three_test_images(
     ($0.09) still run, though they take the day past the cap; the next request is refused."""
     settings.RATE_LIMIT_COSTLY = "1/d"
     settings.DAILY_SPEND_CAP_USD = 2.05
+    settings.SCALE_SWEEP_SCALES = []  # the sweep, another follow-up: tests/characters/test_sweep
     character = prepared(user)
 
     with django_capture_on_commit_callbacks(execute=True):
