@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from characters import identity
 from webtoon.imaging import BackendError, get_backend
+from webtoon.imaging.safety import flagged_unsafe
 from webtoon.jobs import pricing
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import get_kind
@@ -104,7 +105,8 @@ def stage_finished(scene: Scene, call: RemoteCall) -> None:
     stage = {0: COMPOSE, 1: INPAINT_A, 2: INPAINT_B}.get(call.slot)
     if stage is None:
         return
-    if call.state != CallState.SUCCEEDED or not call.output_file:
+    if call.state != CallState.SUCCEEDED or not call.output_file or flagged_unsafe(call.result):
+        # A repaint the safety checker blacked out is no picture to go on from either.
         _stage_failed(scene, stage, call)
         return
     if stage != COMPOSE:

@@ -339,3 +339,15 @@ def test_a_separated_scene_whose_job_ended_between_stages_still_shows_a_picture(
     separation.job_finished(scene.job)
     scene.refresh_from_db()
     assert scene.image.name == scene.stages[0]["image"] and scene.separation == "failed"
+
+
+def test_a_repaint_blacked_out_by_the_safety_checker_is_not_kept(
+    alice_client, duo, fal, django_capture_on_commit_callbacks
+):
+    a, b = duo
+    fal.nsfw(endpoint=INPAINT, times=1)  # A's repaint comes back black and flagged
+    response = two(alice_client, django_capture_on_commit_callbacks, a, b)
+    scene = alice_client.get(f"/api/scene/{response.json()['scene_id']}").json()
+    assert len(fal.submitted(INPAINT)) == 1  # B is not repainted on a black picture
+    assert scene["separation"] == "failed" and scene["status"] == "completed"
+    assert scene["image_url"] == scene["stages"][0]["image_url"]  # the composed picture
