@@ -585,3 +585,11 @@ def settings_styled() -> str:
     from django.conf import settings
 
     return settings.FAL_ENDPOINTS["styled"]
+
+
+def test_episode_editor_shows_the_panel_price_and_korean_sizes(alice_client, user, offline):
+    created = api_post(alice_client, "episode/", {"title": "1화"})
+    episode_id = created.json()["episode_id"]
+    html = alice_client.get(f"/episodes/{episode_id}/").content.decode()
+    assert "컷 생성 · 1컷당 $0.03 · ₩42" in html
+    assert ">세로 4:3<" in html and ">portrait_4_3<" not in html and "LoRA 강도" not in html
