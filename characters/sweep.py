@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
@@ -122,6 +123,10 @@ def sweep_image_finished(call: RemoteCall) -> None:
         return
     if call.state != CallState.SUCCEEDED or not call.output_file:
         row.error = call.error_message or _("생성에 실패했습니다.")
+        row.save(update_fields=["error"])
+        return
+    if flagged_unsafe(call.result):  # a blacked-out picture measures nothing
+        row.error = str(SAFETY_FILTER_MESSAGE)
         row.save(update_fields=["error"])
         return
     row.image = call.output_file.name
