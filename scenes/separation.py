@@ -116,7 +116,7 @@ def stage_finished(scene: Scene, call: RemoteCall) -> None:
         "call": call.pk,
         "image": call.output_file.name,
         "arguments": call.arguments,
-        "cost": float(RemoteCall.objects.get(pk=call.pk).cost),
+        "cost": float(call.cost),
     }
     if stage == COMPOSE:
         scene.seed = (call.result or {}).get("seed", scene.seed)
