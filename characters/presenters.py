@@ -110,6 +110,10 @@ def curation_context(session: CreationSession) -> dict:
         "min_selected": settings.MIN_SELECTED_CUTS,
         "deadline_message": generation.deadline_message(session),
         "checks_running": curation.checks_running(session),
+        # issue 16: near-copies of the photo teach the LoRA a single pose
+        "near_copies": sum(
+            1 for c in cells if c["selected"] and (c["identity"] or {}).get("near_copy")
+        ),
         "regenerate_price": price_text(unit_price("COST_PER_IMAGE_GENERATION")),
     }
 

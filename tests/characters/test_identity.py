@@ -175,3 +175,19 @@ def test_a_backup_with_the_sheet_restores_and_the_sheet_is_drawn_again(
     assert response.status_code in (200, 201), response.content
     restored = Character.objects.get(owner=other_user)
     assert restored.reference_sheet.name.endswith(".png")
+
+
+def test_the_curation_page_warns_when_several_selected_cuts_copy_the_photo(alice_client, user):
+    session = session_with_cuts(user, "original", [
+        png_of("astronaut.png"), png_of("astronaut.png", size=(500, 500)),
+        png_of("grace_hopper.jpg"),
+    ])
+    for cut in session.cuts.all():
+        curation.check_cut(cut.pk)
+    session.cuts.update(selected=True)  # the user keeps them all
+    page = alice_client.get(f"/characters/sessions/{session.public_id}/").content.decode()
+    assert 'data-testid="near-copy-warning"' in page
+    assert "선택한 컷 중 2장이 원본 사진과 거의 같습니다." in page
+    session.cuts.filter(number=1).update(selected=False)
+    page = alice_client.get(f"/characters/sessions/{session.public_id}/").content.decode()
+    assert 'data-testid="near-copy-warning"' not in page
