@@ -351,3 +351,15 @@ def test_a_repaint_blacked_out_by_the_safety_checker_is_not_kept(
     assert len(fal.submitted(INPAINT)) == 1  # B is not repainted on a black picture
     assert scene["separation"] == "failed" and scene["status"] == "completed"
     assert scene["image_url"] == scene["stages"][0]["image_url"]  # the composed picture
+
+
+def test_masks_that_cannot_be_uploaded_keep_the_composed_picture_unpaid(
+    alice_client, duo, fal, django_capture_on_commit_callbacks
+):
+    a, b = duo
+    fal.fail("upload", status=500, times=100)  # fal's storage is down
+    response = two(alice_client, django_capture_on_commit_callbacks, a, b)
+    scene = alice_client.get(f"/api/scene/{response.json()['scene_id']}").json()
+    assert fal.submitted(INPAINT) == []
+    assert scene["separation"] == "skipped" and scene["status"] == "completed"
+    assert "인물 분리를 건너뛰었습니다 (마스크를 올리지 못함)" in scene["warnings"]
