@@ -187,6 +187,10 @@ def _seed():
     # identity check (dlib, about half a second a cut) is left out: no API answer needs it.
     with mock.patch("characters.curation.request_check"):
         _set_public_id(generation.start_generation(owner=owner, session_id=SESSION_CUTS), JOB_CUTS)
+    # The checks were left out, so none is running: packaging may go ahead (issue 15).
+    from characters.models import Cut
+
+    Cut.objects.filter(session__public_id=SESSION_CUTS).update(quality_ok=True)
     draft = training.prepare_training_data(
         owner=owner, session_id=SESSION_CUTS, character_name="초안"
     )

@@ -394,6 +394,7 @@ PAGE_CASES = [
     page("characters:cuts_clear_all", "POST", theirs(session_id="session")),
     page("characters:cuts_additional", "POST", theirs(session_id="session"),
          lambda m, t: {"category": ""}),
+    page("characters:draft_discard", "POST", theirs(session_id="session")),
     # characters: training and My Characters
     page("characters:detail", "GET", theirs(character_id="character")),
     page("characters:train", "GET", theirs(character_id="character")),
@@ -508,6 +509,7 @@ NO_OBJECT_PAGES = {
     "episodes:create": "creates an episode of the caller's; no id",
     "notifications:mark_all_read": "the caller's own: test_mark_all_read_leaves_others_alone",
     "^api/(?P<rest>.*)$": "unknown API paths: a JSON 404",
+    "favicon.ico": "a redirect to the static favicon",
 }
 
 API_CASES = [
