@@ -49,6 +49,9 @@ def main() -> None:
     add_db_arguments(parser)
     parser.add_argument("--jobs", type=int, default=1000, help="trainings in flight")
     parser.add_argument("--finished", type=int, default=5000, help="finished jobs beside them")
+    parser.add_argument(
+        "--reconcile-only", action="store_true", help="measure the pass, skip the sweep"
+    )
     args = parser.parse_args()
     if args.child_db is None:
         sys.exit(run_children(__file__, args.db, passthrough_args(sys.argv[1:])))
@@ -93,6 +96,13 @@ def run(args: argparse.Namespace) -> None:
         f"({', '.join(f'{n} {k}' for k, n in kinds.most_common())}), "
         f"{reconcile_conns} database connections opened"
     )
+
+    if args.reconcile_only:
+        print("JSON " + json.dumps({
+            "reconcile_s": reconcile_s, "enqueued": enqueued, "reconcile_queries": len(log),
+            "reconcile_connections": reconcile_conns,
+        }))  # fmt: skip
+        sys.exit(0 if enqueued == args.jobs else 1)
 
     # --- the sweep: every enqueued task, as a worker runs it ---
     fake = FalFake(render=False, run_seconds=1e9, queue_polls=0, running_polls=0)

@@ -18,6 +18,7 @@ from itertools import islice
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -733,14 +734,30 @@ def refresh(character: Character) -> None:
 
 
 def training_status(*, owner, task_id) -> dict:
-    job = get_object_or_404(Job, public_id=task_id, owner=owner, kind=TRAINING.name)
-    jobs.request_refresh(job)
-    # Call, then job, then character (the order the runner saves them), and after the pass
-    # the refresh may have run inline: a finished training never reads as "preparing".
-    call = job.calls.order_by("-pk").first()
-    job.refresh_from_db()
-    character = Character.objects.get(pk=job.subject["character"])
+    job, call, character = _status_rows(owner, task_id)
     return status_of(character, job, call) | {"test_images": test_images(character)}
+
+
+def _status_rows(owner, task_id) -> tuple[Job, RemoteCall | None, Character]:
+    """The rows a status read shows. A script or several tabs polling one training read them
+    at most once per STATUS_CACHE_SECONDS (issue 19: the three reads and their ORM work were
+    most of a poll); the document itself (elapsed time, estimates) is still made per read."""
+    key = f"training-status:{task_id}"
+    seconds = settings.STATUS_CACHE_SECONDS
+    rows = cache.get(key) if seconds else None
+    if rows is not None and rows[0].owner_id == owner.pk:
+        return rows
+    job = get_object_or_404(Job, public_id=task_id, owner=owner, kind=TRAINING.name)
+    claimed = jobs.request_refresh(job)
+    # Call, then job, then character (the order the runner saves them), and after a pass the
+    # refresh ran inline (sync queue): a finished training never reads as "preparing".
+    call = job.calls.order_by("-pk").first()
+    if claimed:
+        job.refresh_from_db()
+    character = Character.objects.get(pk=job.subject["character"])
+    if seconds:
+        cache.set(key, (job, call, character), seconds)
+    return job, call, character
 
 
 def test_images(character: Character) -> list[dict]:

@@ -27,6 +27,9 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": True}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 JOB_POLL_INTERVAL = 0.01
+# Tests read a status right after changing its rows; tests/characters/test_status_cache.py
+# turns the one-second reuse on.
+STATUS_CACHE_SECONDS = 0
 JOB_BACKOFF_BASE_SECONDS = 0.0
 JOB_TASK_BUDGET_SECONDS = 30
 LOGGING = {"version": 1, "disable_existing_loggers": False}

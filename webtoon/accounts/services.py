@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
@@ -40,17 +41,38 @@ def revoke_api_token(token: ApiToken) -> None:
 LAST_USED_EVERY = timedelta(seconds=60)
 
 
+# A script polling a status every second paid a token query (with its ORM compilation) on
+# every request (issue 19). A valid token's user is kept this long in the default cache;
+# revoking a token, saving or deleting its user forgets it at once (signals.py), in every
+# process with Redis, in this process with the per-process cache (the others within this).
+TOKEN_CACHE_SECONDS = 10
+
+
+def _token_key(digest: str) -> str:
+    return f"api-token:{digest}"
+
+
+def forget_tokens(*digests: str) -> None:
+    if digests:
+        cache.delete_many([_token_key(d) for d in digests])
+
+
 def user_for_token(raw: str):
     """The active user a raw token belongs to, or None."""
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
+    digest = hash_token(raw)
+    user = cache.get(_token_key(digest))
+    if user is not None:
+        return user
     token = (
         ApiToken.objects.select_related("user")
-        .filter(token_hash=hash_token(raw), revoked_at__isnull=True, user__is_active=True)
+        .filter(token_hash=digest, revoked_at__isnull=True, user__is_active=True)
         .first()
     )
     if token is None:
         return None
+    cache.set(_token_key(digest), token.user, TOKEN_CACHE_SECONDS)
     now = timezone.now()
     # A write per request would cost every status poll a disk sync: once a minute is enough
     # to tell support which tokens are in use.

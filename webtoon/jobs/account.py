@@ -20,6 +20,7 @@ from collections import Counter, OrderedDict
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import mail_admins
 from django.db import connection, transaction
 from django.db.models import F, Q
@@ -46,9 +47,20 @@ def _row() -> FalAccount:
     return row
 
 
+# Every status poll shows the account's state (presenters.wait_message): the answer is kept
+# this long in the default cache (issue 19); pause() and resume() replace it at once.
+PAUSED_CACHE_KEY = "fal-account-paused"
+PAUSED_CACHE_SECONDS = 2
+
+
 def paused() -> FalAccount | None:
-    """The account row when fal refuses the account, else None (one indexed read)."""
-    return FalAccount.objects.filter(pk=1, paused_at__isnull=False).first()
+    """The account row when fal refuses the account, else None (one indexed read, or none
+    within PAUSED_CACHE_SECONDS of the last)."""
+    state = cache.get(PAUSED_CACHE_KEY)
+    if state is None:
+        state = FalAccount.objects.filter(pk=1, paused_at__isnull=False).first() or False
+        cache.set(PAUSED_CACHE_KEY, state, PAUSED_CACHE_SECONDS)
+    return state or None
 
 
 def limited() -> bool:
@@ -203,6 +215,7 @@ def pause(error) -> bool:
         status_code=getattr(error, "status_code", None),
         pauses=F("pauses") + 1,
     )
+    cache.delete(PAUSED_CACHE_KEY)
     if not started:
         FalAccount.objects.filter(pk=1).update(reason=str(error)[:2000])
         return False
@@ -216,6 +229,7 @@ def resume() -> bool:
     resumed = FalAccount.objects.filter(pk=1, paused_at__isnull=False).update(
         paused_at=None, resumed_at=timezone.now(), reason=""
     )
+    cache.delete(PAUSED_CACHE_KEY)
     if resumed:
         logger.warning("fal accepts the account again: submits resumed")
         from .services import wake_waiting  # the engine imports this module

@@ -31,6 +31,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_q.conf import Conf as QConf
 from django_q.tasks import async_task
 
 from webtoon.imaging import (
@@ -897,9 +898,17 @@ def reconcile(*, quiet_only: bool = True) -> int:
         .filter(free, quiet if quiet_only else Q())
         .values_list("pk", flat=True)
     )
-    for job_id in ids:
-        async_task(RUN_JOB_TASK, job_id)
+    # The ORM broker's INSERTs committed one by one, each after a reconnect check (issue 19:
+    # 15 s for 1,000 on SQLite): a transaction per batch commits them together. With the
+    # queue run inline (sync), each task runs at once and stays outside any transaction.
+    for start in range(0, len(ids), RECONCILE_BATCH):
+        with contextlib.nullcontext() if QConf.SYNC else transaction.atomic():
+            for job_id in ids[start : start + RECONCILE_BATCH]:
+                async_task(RUN_JOB_TASK, job_id)
     return len(ids)
+
+
+RECONCILE_BATCH = 250
 
 
 def create_image_job(user, prompt: str, image_size: str = "square_hd") -> Job:
