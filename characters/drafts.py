@@ -105,7 +105,9 @@ def _cuts_running(session: CreationSession) -> bool:
 def discard_session(*, owner, session_id) -> str:
     """Throw away an unfinished set: its cuts (rows and files) and any packaged draft. A set
     still being generated is refused (its images are paid for and on their way)."""
-    found = get_object_or_404(unfinished_sessions(owner), public_id=session_id)
+    found = get_object_or_404(CreationSession, owner=owner, public_id=session_id)
+    if not unfinished_sessions(owner).filter(pk=found.pk).exists():
+        raise Conflict(_("학습을 시작한 캐릭터의 컷은 버릴 수 없습니다."))
     with transaction.atomic():
         session = get_object_or_404(CreationSession.objects.select_for_update(), pk=found.pk)
         if _cuts_running(session):
