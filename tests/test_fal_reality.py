@@ -260,9 +260,16 @@ def test_work_waiting_in_our_queue_says_how_many_are_ahead(user, bob, fal, setti
     bob_job = services.advance_job(bob_job.pk)
     calls = list(bob_job.calls.order_by("slot"))
     assert all(c.state == CallState.PENDING for c in calls)
-    # alice holds both slots and has 3 more waiting: bob's first two are next in line, then
-    # turns alternate (alice, who waited longer, first): 0, 1 and 3 ahead.
-    assert [c.queue_position for c in calls] == [0, 1, 3]
+    # alice holds both slots and has 3 more waiting: bob's first is next in line, and the
+    # job shows that place (kept on its first held call).
+    assert [c.queue_position for c in calls] == [0, None, None]
+    from webtoon.jobs.account import fair_order
+
+    order = fair_order("fal", timezone.now())
+    owners = [RemoteCall.objects.get(pk=pk).job.owner.username for pk in order]
+    # alice's two at fal count as turns she took: bob catches up first (at a tie, the one
+    # served least recently goes first), then turns alternate.
+    assert owners == ["bob", "bob", "bob", "alice", "alice", "alice"]
     assert job_dict(bob_job)["wait_message"] == "대기 중 (앞에 0건)"
     alice_calls = list(Job.objects.get(pk=alice_job.pk).calls.order_by("slot"))
     assert [c.state for c in alice_calls[:2]] == [CallState.SUBMITTED] * 2

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import mail_admins
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -120,8 +120,9 @@ def _lock() -> None:
 def fair_order(backend: str, now) -> list[int]:
     """Every call waiting in our queue, in the order slots go to them: round robin by user,
     each user's calls oldest first. A user's requests already at fal count as turns taken,
-    so a newcomer is served before someone who holds the slots already; ties go to the user
-    who has waited longest."""
+    so a newcomer is served before someone who holds the slots already; among equals the
+    user served least recently goes first (never served: first of all), then the one who
+    has waited longest."""
     rows = (
         RemoteCall.objects.filter(
             backend=backend,
@@ -142,8 +143,19 @@ def fair_order(backend: str, now) -> list[int]:
             backend=backend, state__in=IN_FLIGHT_CALL_STATES, job__owner_id__in=list(by_user)
         ).values_list("job__owner_id", flat=True)
     )
+    served = dict(
+        RemoteCall.objects.filter(
+            backend=backend,
+            job__owner_id__in=list(by_user),
+            submitted_at__gte=now - timedelta(hours=1),
+        )
+        .values("job__owner_id")
+        .annotate(last=Max("submitted_at"))
+        .values_list("job__owner_id", "last")
+    )
+    never = now - timedelta(days=3650)
     ranked = [
-        (busy[owner] + i, seniority, pk)
+        (busy[owner] + i, served.get(owner) or never, seniority, pk)
         for seniority, (owner, pks) in enumerate(by_user.items())
         for i, pk in enumerate(pks)
     ]
@@ -151,18 +163,19 @@ def fair_order(backend: str, now) -> list[int]:
 
 
 def _note_positions(calls: list[RemoteCall], marked: list[RemoteCall], order: list[int]) -> None:
-    """Each held call's place in our queue ("대기 중 (앞에 N건)"); written only on change."""
+    """The job's place in our queue ("대기 중 (앞에 N건)"): requests ahead of its first held
+    call, kept on that call only (one write at most per pass, none when unchanged)."""
     taken = {c.pk for c in marked}
     index = {pk: i for i, pk in enumerate(order)}
-    for call in calls:
-        if call.pk in taken or call.pk not in index:
-            continue
-        ahead = index[call.pk]
-        if call.queue_position != ahead:
+    held = sorted((index[c.pk], c) for c in calls if c.pk not in taken and c.pk in index)
+    first = held[0][1].pk if held else None
+    for ahead, call in held:
+        wanted = ahead if call.pk == first else None
+        if call.queue_position != wanted:
             RemoteCall.objects.filter(pk=call.pk, state=CallState.PENDING).update(
-                queue_position=ahead
+                queue_position=wanted
             )
-            call.queue_position = ahead
+            call.queue_position = wanted
 
 
 def next_in_line(backend: str, now, *, exclude_job: int | None = None) -> list[int]:

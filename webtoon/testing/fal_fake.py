@@ -156,6 +156,12 @@ def _is_inpaint(fake: FakeRequest) -> bool:
     return fake.endpoint.endswith("/inpainting")
 
 
+def _is_reference_pair(fake: FakeRequest) -> bool:
+    """A multi-reference edit naming two people (scenes.reference): A's images, then B's."""
+    urls = fake.arguments.get("image_urls") or []
+    return len(urls) >= 2 and "two people" in str(fake.arguments.get("prompt", "")).lower()
+
+
 def _is_training(fake: FakeRequest) -> bool:
     return "trainer" in fake.endpoint or "training" in fake.endpoint
 
@@ -474,7 +480,10 @@ class FalFake:
             fake = FakeRequest(rid, endpoint, arguments, time.monotonic(), dict(request.headers))
             if self.queue_polls == 0 and (
                 self.concurrency is None
-                or self._running_count(fake.submitted_at) < self.concurrency
+                or (
+                    self._running_count(fake.submitted_at) < self.concurrency
+                    and self._first_waiting(fake)
+                )
             ):
                 fake.started_at = fake.submitted_at  # an idle runner picks it up at once
             self.requests[rid] = fake
@@ -646,7 +655,9 @@ class FalFake:
             return self._nsfw_output(fake, width, height)
         if not self.render:
             return self._stock_output(fake, width, height)
-        image = None if _is_inpaint(fake) else self._source(fake.arguments)
+        image = None if _is_inpaint(fake) or _is_reference_pair(fake) else self._source(
+            fake.arguments
+        )
         own = self._own_picture(fake, (width, height)) if image is None else None
         if own is not None:
             image, (width, height) = own, own.size
@@ -675,9 +686,18 @@ class FalFake:
     # test face (a stranger), which is what the scale sweep is there to catch.
     weak_scale = 0.7
     INPAINT_REQUIRED = ("prompt", "image_url", "mask_url")
+    # Multi-reference edit endpoints and how many image_urls each takes (FAL.md §5).
+    MAX_IMAGE_URLS = {"fal-ai/flux-2/edit": 4, "fal-ai/bytedance/seedream/v4/edit": 10}
 
     def _invalid(self, endpoint: str, arguments: dict[str, Any]) -> httpx.Response | None:
-        """fal's typed validation error (422) for an inpainting request missing its inputs."""
+        """fal's typed validation error (422) for an inpainting request missing its inputs,
+        or for more references than an edit endpoint takes (MAX_IMAGE_URLS)."""
+        urls = arguments.get("image_urls")
+        limit = self.MAX_IMAGE_URLS.get(endpoint)
+        if limit is not None and isinstance(urls, list) and len(urls) > limit:
+            detail = [{"loc": ["body", "image_urls"], "msg": f"List should have at most {limit} "
+                       "items", "type": "too_long", "input": urls, "ctx": {"max_length": limit}}]
+            return httpx.Response(422, json={"detail": detail})
         if not endpoint.endswith("/inpainting"):
             return None
         detail = [
@@ -696,9 +716,15 @@ class FalFake:
         if _is_inpaint(fake):
             return self._inpainted(fake.arguments)
         loras = fake.arguments.get("loras") or []
-        if not loras:
+        if _is_reference_pair(fake):  # A's first reference left, B's first right
+            urls = fake.arguments["image_urls"]
+            faces = [self._file_image(urls[0]), self._file_image(urls[len(urls) // 2])]
+            if None in faces:
+                return None
+        elif not loras:
             return None
-        faces = [self._face_photo(lora) for lora in loras[:2]]
+        else:
+            faces = [self._face_photo(lora) for lora in loras[:2]]
         width, height = size
         part = width // len(faces)
         canvas = Image.new("RGB", size, (236, 232, 226))
