@@ -210,8 +210,8 @@ def set_all_selected(*, owner, session_id, selected: bool) -> CreationSession:
 
 
 # --- more cuts ----------------------------------------------------------------------------
-def additional_cost(count: int) -> Decimal:
-    return generation.estimated_generation_cost(count)
+def additional_cost(count: int, style_id: str = "original") -> Decimal:
+    return generation.estimated_generation_cost(count, style_id)
 
 
 def weakest_category(session: CreationSession) -> str:

@@ -89,7 +89,7 @@ def generate_additional(request, payload: AdditionalIn):
             "category": curation.api_category_of(cuts[0].category),
             "cut_ids": [c.number for c in cuts],
             "total_cuts": session.cuts.count(),
-            "estimated_cost": float(curation.additional_cost(len(cuts))),
+            "estimated_cost": float(job.cost_estimated),  # the job's own estimate: one sum
         },
     )
 
@@ -105,6 +105,6 @@ def regenerate_cut(request, payload: RegenerateIn):
             "task_id": str(job.public_id),
             "status": "generating",
             "cut_id": payload.cut_id,
-            "estimated_cost": float(curation.additional_cost(1)),
+            "estimated_cost": float(job.cost_estimated),
         },
     )

@@ -10,6 +10,7 @@ import io
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
@@ -17,7 +18,7 @@ from PIL import Image, ImageOps
 
 from webtoon.exceptions import Conflict, InvalidInput
 from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
-from webtoon.jobs import hosting, limits
+from webtoon.jobs import hosting, limits, pricing
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
@@ -49,9 +50,15 @@ CUTS = register(
 
 
 # --- step 2: style --------------------------------------------------------------------------
-def estimated_generation_cost(count: int | None = None) -> Decimal:
+def estimated_generation_cost(
+    count: int | None = None, style_id: str = StyleId.ORIGINAL
+) -> Decimal:
+    """What `count` cuts in this style cost: the price of the very call each cut makes
+    (FAL_PRICES, e.g. Kontext per image), so the notice and the ledger agree."""
     count = settings.GENERATION_CUTS_COUNT if count is None else count
-    return (Decimal(str(settings.COST_PER_IMAGE_GENERATION)) * count).quantize(Decimal("0.01"))
+    endpoint, arguments = cut_endpoint_arguments(style_id, "")
+    each = pricing.estimate(endpoint, arguments, CUTS.unit_cost)
+    return (each * count).quantize(Decimal("0.01"))
 
 
 def select_style(*, owner, photo_id, style_id: str, custom_prompt: str | None) -> CreationSession:
@@ -78,7 +85,12 @@ def cut_call(session: CreationSession, cut: Cut) -> jobs.CallSpec:
     """The backend request for one cut. The photo URL is filled in by prepare_job, in the
     worker, once the photo is hosted where the backend can fetch it."""
     prompt = build_generation_prompt(session.style_id, session.custom_prompt, cut.pose_prompt)
-    if session.style_id == StyleId.ORIGINAL:
+    endpoint, arguments = cut_endpoint_arguments(session.style_id, prompt)
+    return jobs.CallSpec(endpoint, arguments, slot=cut.number)
+
+
+def cut_endpoint_arguments(style_id: str, prompt: str) -> tuple[str, dict]:
+    if style_id == StyleId.ORIGINAL:
         endpoint = settings.FAL_ENDPOINTS["kontext"]
         arguments = {
             "prompt": prompt,
@@ -96,7 +108,7 @@ def cut_call(session: CreationSession, cut: Cut) -> jobs.CallSpec:
             "num_images": 1,
             "output_format": "jpeg",
         }
-    return jobs.CallSpec(endpoint, arguments, slot=cut.number)
+    return endpoint, arguments
 
 
 def start_generation(*, owner, session_id) -> Job:
@@ -260,7 +272,7 @@ def generation_status(*, owner, task_id) -> dict:
         "preview_urls": [media_url(c.image.name) if c.image else None for c in cuts],
         "message": deadline_message(session, jobs_of_session),
         "wait_message": next(
-            (m for j in jobs_of_session if (m := wait_message(j))), ""
+            (m for j in jobs_of_session if (m := wait_message(j, _calls_of(j, cuts)))), ""
         ),
         "cuts": [
             {
@@ -282,6 +294,13 @@ def generation_status(*, owner, task_id) -> dict:
     }
 
 
+def _calls_of(job: Job, cuts: list[Cut]) -> list[RemoteCall] | None:
+    """The job's calls as the cuts already hold them (no query per job and poll); None (read
+    them) for a job that is not a cut set's."""
+    calls = [c.call for c in cuts if c.call is not None and c.call.job_id == job.pk]
+    return calls or None
+
+
 def session_jobs(session: CreationSession) -> list[Job]:
     return list(Job.objects.filter(kind=CUTS.name, subject__session=session.pk))
 
@@ -295,8 +314,14 @@ def watch_session(session: CreationSession) -> list[Job]:
     jobs_of_session = session_jobs(session)
     for each in jobs_of_session:
         jobs.request_refresh(each)
-    recheck_stale_cuts(session=session)
+    # The lost-check search is a query: once per RECHECK_WATCH_SECONDS per session is enough
+    # for a poll every 2 s (issue 19); the minute schedule covers sessions nobody watches.
+    if cache.add(f"watch-recheck:{session.pk}", 1, RECHECK_WATCH_SECONDS):
+        recheck_stale_cuts(session=session)
     return jobs_of_session
+
+
+RECHECK_WATCH_SECONDS = 10
 
 
 def deadline_message(session: CreationSession, jobs_of_session: list[Job] | None = None) -> str:

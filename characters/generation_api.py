@@ -89,7 +89,7 @@ def select_style(request, payload: SelectStyleIn):
         {
             "session_id": session.public_id,
             "selected_style": session.style_id,
-            "estimated_cost": float(generation.estimated_generation_cost()),
+            "estimated_cost": float(generation.estimated_generation_cost(None, session.style_id)),
             "estimated_time_seconds": generation.ESTIMATED_SECONDS,
         },
     )

@@ -22,6 +22,7 @@ from . import (
     likeness,
     management,
     reference_sheet,
+    references,
     sweep,
     training,
 )
@@ -106,7 +107,9 @@ def curation_context(session: CreationSession) -> dict:
         "generating": any(c["busy"] for c in cells),
         "tokens": ",".join(c["token"] for c in cells),
         "additional_count": settings.GENERATION_ADDITIONAL_COUNT,
-        "additional_cost": curation.additional_cost(settings.GENERATION_ADDITIONAL_COUNT),
+        "additional_cost": curation.additional_cost(
+            settings.GENERATION_ADDITIONAL_COUNT, session.style_id
+        ),
         "min_selected": settings.MIN_SELECTED_CUTS,
         "deadline_message": generation.deadline_message(session),
         "checks_running": curation.checks_running(session),
@@ -174,6 +177,10 @@ def character_context(character) -> dict:
         if character.reference_sheet
         else None,
         "consistency": training.consistency(character),
+        # Issue 17: the character's LoRA scenes vs its reference scenes, on identity.
+        "method_comparison": references.method_comparison(character)
+        if character.status == "active"
+        else None,
         "training_time": duration_ko(character.training_seconds),
         "total_cost": spent,
         "cost": training.cost_breakdown(character),

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
+from webtoon.jobs import pricing
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
@@ -65,8 +66,9 @@ def image_count() -> int:
 
 
 def cost() -> Decimal:
-    """What the sweep adds to a training (its cost notice shows it)."""
-    return Decimal(str(settings.COST_PER_LORA_INFERENCE)) * image_count()
+    """What the sweep adds to a training (its cost notice shows it), priced like its calls."""
+    each = pricing.estimate(settings.FAL_ENDPOINTS["lora"], {"image_size": SIZE}, SWEEP.unit_cost)
+    return each * image_count()
 
 
 def start_sweep(character: Character) -> Job | None:

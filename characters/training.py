@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from webtoon.exceptions import Conflict, InvalidInput
-from webtoon.jobs import hosting, limits
+from webtoon.jobs import hosting, limits, pricing
 from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, JobState, RemoteCall
@@ -297,13 +297,28 @@ def _money(value: Decimal) -> dict:
     return {"usd": float(usd), "krw": krw}
 
 
+# The size of a one-character scene (scenes.services.ONE_SIZE), for the per-image price.
+SCENE_SIZE = "portrait_4_3"
+
+
 def cost_breakdown(character: Character | None = None) -> dict:
+    """The cost notice (SPEC §4), priced call by call like the ledger (FAL_PRICES)."""
+    from .generation import estimated_generation_cost
+
     cuts = character.candidate_images_count if character else settings.GENERATION_CUTS_COUNT
-    image = Decimal(str(settings.COST_PER_IMAGE_GENERATION))
-    inference = Decimal(str(settings.COST_PER_LORA_INFERENCE))
-    generation = image * (cuts or settings.GENERATION_CUTS_COUNT)
-    training = Decimal(str(settings.COST_PER_LORA_TRAINING))
-    tests = inference * len(SAMPLE_PROMPTS)
+    session = character.session if character and character.session_id else None
+    generation = estimated_generation_cost(
+        cuts or settings.GENERATION_CUTS_COUNT, session.style_id if session else "original"
+    )
+    trainer = settings.FAL_ENDPOINTS["trainer"]
+    training = pricing.estimate(
+        trainer, trainer_arguments(character) if character else {}, TRAINING.unit_cost
+    )
+    lora = settings.FAL_ENDPOINTS["lora"]
+    tests = pricing.estimate(lora, {"image_size": "square"}, SAMPLES.unit_cost) * len(
+        SAMPLE_PROMPTS
+    )
+    inference = pricing.estimate(lora, {"image_size": SCENE_SIZE}, SAMPLES.unit_cost)
     sweep_total = sweep.cost()
     return {
         "generation": _money(generation),

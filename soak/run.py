@@ -128,6 +128,13 @@ def main() -> int:
     parser.add_argument("--error-rate", type=float, default=0.05)
     parser.add_argument("--timeout-rate", type=float, default=0.01)
     parser.add_argument("--training-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--account-slots",
+        type=int,
+        default=0,
+        help="fal account of N slots (the fake queues the rest, FIFO) and "
+        "FAL_ACCOUNT_CONCURRENCY=N in the product; 0: unlimited",
+    )
     parser.add_argument("--deadline", type=float, default=1500.0, help="whole run, seconds")
     parser.add_argument("--settle", type=float, default=240.0, help="seconds to settle after")
     parser.add_argument("--seed", type=int, default=None)
@@ -158,6 +165,7 @@ def main() -> int:
         "Q_WORKERS": "2",
         "LOG_LEVEL": "WARNING",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "FAL_ACCOUNT_CONCURRENCY": str(args.account_slots),
     }
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
@@ -214,6 +222,8 @@ def soak(args, env, data, procs, rng, seed, started, fake_port, web_port) -> int
             str(args.timeout_rate),
             "--training-seconds",
             str(args.training_seconds),
+            "--slots",
+            str(args.account_slots),
             "--seed",
             str(seed),
         ],

@@ -202,7 +202,9 @@ def run_job(job_id: int) -> str:
                 break
             if time.monotonic() - started > settings.JOB_TASK_BUDGET_SECONDS:
                 break
-            time.sleep(settings.JOB_POLL_INTERVAL)
+            # Calls a hook added this pass (a scene's next stage) go out at once, no sleep.
+            if not getattr(job, "added_calls", False):
+                time.sleep(settings.JOB_POLL_INTERVAL)
             extend(job_id)
     finally:
         release(job_id)
@@ -274,6 +276,10 @@ def advance_job(job_id: int) -> Job:
         job.save()
         if job.is_terminal and (job_hook := kind.hook("on_job_finished")):
             job_hook(job)
+    known = {c.pk for c in open_calls}
+    job.added_calls = not job.is_terminal and any(
+        c.state == CallState.PENDING and c.pk not in known for c in job.calls.all()
+    )
     _wake_next(job)
     return job
 

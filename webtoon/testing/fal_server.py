@@ -107,11 +107,15 @@ def main() -> None:
     parser.add_argument("--timeout-rate", type=float, default=0.01)
     parser.add_argument("--image-seconds", type=float, default=1.0)
     parser.add_argument("--training-seconds", type=float, default=20.0)
+    parser.add_argument("--slots", type=int, default=0, help="account slots (0: unlimited)")
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     chaos = Chaos(tuple(args.latency), args.error_rate, args.timeout_rate, random.Random(args.seed))
     fake = FalFake(
-        run_seconds=args.image_seconds, training_seconds=args.training_seconds, chaos=chaos
+        run_seconds=args.image_seconds,
+        training_seconds=args.training_seconds,
+        chaos=chaos,
+        concurrency=args.slots or None,
     )
     server = Server(("127.0.0.1", args.port), make_handler(fake))
     print(f"fal fake listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
