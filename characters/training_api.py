@@ -170,4 +170,8 @@ def fal_webhook(request):
     call = RemoteCall.objects.select_related("job").filter(request_id=event.request_id).first()
     if call is not None:
         jobs.poke(call.job)
+    elif signed_call := request.GET.get("call"):
+        # A request we never heard back about (its submit answer was lost): the URL we gave
+        # fal names our call, so it is adopted instead of failing or being paid twice.
+        jobs.adopt(event.request_id, signed_call)
     return {"detail": "ok"}

@@ -30,6 +30,7 @@ from webtoon.jobs.models import (
 from webtoon.jobs.presenters import job_dict
 from webtoon.jobs.services import CallSpec
 
+from .characters import test_training
 from .characters.test_training import TRAINER, drive, prepared
 
 pytestmark = pytest.mark.django_db
@@ -243,7 +244,7 @@ def test_two_slots_share_the_account_fairly_between_users(user, bob, fal, settin
         if all(Job.objects.get(pk=j.pk).is_terminal for j in (alice_job, bob_job)):
             break
     assert peak <= 2
-    owners = ["bob" if r.arguments["prompt"].startswith("bob") else "alice" for r in fal.submissions]
+    owners = [r.arguments["prompt"].split()[0] for r in fal.submissions]
     assert owners.index("bob") <= 3  # after alice's 2 in flight, at most one more of hers
     # Round robin from then on: neither waits behind the other's whole set.
     assert owners[2:12].count("bob") >= 4
@@ -550,3 +551,86 @@ def test_hosting_remembers_each_upload(user, fal, settings):
     assert not hosting.is_stale(row)
     assert hosting.is_stale(row, timezone.now() + timedelta(days=6, seconds=1))
     assert account.paused() is None
+
+
+# --- orphaned requests adopted through fal's webhook (issue 18) ---------------------------------
+def _webhook(client, key, request_id, url):
+    import json
+
+    from .characters.test_training import signature_headers
+
+    raw = json.dumps(
+        {"request_id": request_id, "gateway_request_id": request_id, "status": "OK", "payload": {}}
+    ).encode()
+    path = url.split("https://webtoon.example.com", 1)[1]
+    headers = signature_headers(key, request_id, raw)
+    return client.post(path, raw, content_type="application/json", headers=headers)
+
+
+signing_key = test_training.fal_key  # fal's webhook signing key, its JWKS served by the fake
+
+@pytest.fixture
+def public_site(settings):
+    settings.WEBTOON_PUBLIC_URL = "https://webtoon.example.com"
+
+
+def test_a_lost_submit_answer_is_adopted_when_fals_webhook_names_it(
+    client, user, fal, signing_key, public_site
+):
+    fal.lost_submit_answers = 1
+    job = image_job(user)
+    job = services.advance_job(job.pk)
+    call = job.calls.get()
+    assert call.state == CallState.ORPHANED and call.request_id is None
+    assert not job.is_terminal
+    assert len(fal.submissions) == 1  # fal has it; we do not know its id
+    for _ in range(3):  # never resubmitted while it waits
+        job = services.advance_job(job.pk)
+    assert len(fal.submissions) == 1
+    sent = fal.submissions[0]
+    assert "call=" in sent.webhook_url
+    answer = _webhook(client, signing_key, sent.request_id, sent.webhook_url)
+    assert answer.status_code == 200
+    call.refresh_from_db()
+    assert call.request_id == sent.request_id and call.state != CallState.ORPHANED
+    job = run_to_end(job)
+    assert job.state == JobState.SUCCEEDED and len(fal.submissions) == 1
+    assert job.cost_recorded == Decimal("0.035")  # charged once, as what it was
+    attempt = CallAttempt.objects.get(call=call)
+    assert attempt.request_id == sent.request_id and attempt.charge == Charge.CHARGED
+
+
+def test_a_webhook_cannot_adopt_a_call_it_did_not_sign_or_one_not_orphaned(
+    client, user, fal, signing_key, public_site
+):
+    fal.lost_submit_answers = 1
+    job = services.advance_job(image_job(user).pk)
+    call = job.calls.get()
+    sent = fal.submissions[0]
+    forged = f"https://webtoon.example.com/api/fal/webhook?call={call.pk}%3Aforged"
+    assert _webhook(client, signing_key, sent.request_id, forged).status_code == 200
+    call.refresh_from_db()
+    assert call.state == CallState.ORPHANED and call.request_id is None
+    # A working call's URL with another request id: nothing changes.
+    other = services.advance_job(image_job(user, prompt="second").pk).calls.get()
+    assert other.state == CallState.SUBMITTED
+    assert services.adopt("req-xyz", services.webhook_url(other).split("call=")[1]) is None
+
+
+def test_an_orphan_never_named_fails_as_submit_unknown_at_its_deadline(
+    user, fal, public_site, settings
+):
+    settings.GENERATION_TIMEOUT_SECONDS = 60
+    fal.lost_submit_answers = 1
+    job = services.advance_job(image_job(user).pk)
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        job = services.advance_job(job.pk)
+    assert job.state == JobState.FAILED and job.error_code == "submit_unknown"
+    assert len(fal.submissions) == 1
+
+
+def test_without_a_public_url_a_lost_answer_fails_at_once(user, fal):
+    fal.lost_submit_answers = 1
+    job = run_to_end(image_job(user))
+    assert job.state == JobState.FAILED and job.error_code == "submit_unknown"
+    assert len(fal.submissions) == 1

@@ -24,8 +24,10 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core import signing
 from django.core.files import File
 from django.db import transaction
 from django.db.models import F, Q
@@ -343,25 +345,67 @@ def _due(call: RemoteCall, now) -> bool:
 
 
 def _fail_orphans(calls: list[RemoteCall], now) -> list[RemoteCall]:
-    orphans = [c for c in calls if c.state == CallState.SUBMITTING]
-    for call in orphans:
+    failed = []
+    for call in [c for c in calls if c.state == CallState.SUBMITTING]:
         _charge(call, Charge.POSSIBLE, _estimate(call, get_kind(call.job.kind)))
-        _fail_unknown_submit(
-            call,
-            _(
-                "제출 중 작업자가 중단되어 결과를 알 수 없습니다. "
-                "이중 과금을 막기 위해 자동 재제출하지 않았습니다."
-            ),
-            now,
+        message = _(
+            "제출 중 작업자가 중단되어 결과를 알 수 없습니다. "
+            "이중 과금을 막기 위해 자동 재제출하지 않았습니다."
         )
-    return orphans
+        if _fail_unknown_submit(call, message, now):
+            failed.append(call)
+    return failed
 
 
-def _fail_unknown_submit(call: RemoteCall, message: str, now) -> None:
-    """fal may have queued this request but we never learnt its id: fail the call rather than
-    submit the same (paid) work a second time."""
+def _fail_unknown_submit(call: RemoteCall, message: str, now) -> bool:
+    """fal may have queued this request but we never learnt its id: never submit the same
+    (paid) work a second time. With webhooks on, the call waits (ORPHANED) for fal's webhook
+    to name it (its URL carries the call's id) and is adopted; else, or once the deadline
+    passes, it fails as submit_unknown. True when the call failed."""
+    if webhook_url(call) and call.state != CallState.ORPHANED:
+        call.state, call.error_code, call.error_message = CallState.ORPHANED, "", str(message)
+        call.save()
+        CallAttempt.objects.filter(call=call, number=call.attempts).update(outcome="orphaned")
+        return False
     _finish(call, CallState.FAILED, "submit_unknown", str(message), now)
     _close_attempt(call, "submit_unknown", call.error_message)
+    CallAttempt.objects.filter(call=call, number=call.attempts, outcome="orphaned").update(
+        outcome="submit_unknown", finished_at=timezone.now()
+    )
+    return True
+
+
+def adopt(request_id: str, signed_call: str) -> RemoteCall | None:
+    """fal's webhook names a request whose submit answer we lost: attach it to the call its
+    URL names (signed by us) and follow it like any other. No second submit, no failure."""
+    try:
+        call_id = int(signing.Signer(salt=WEBHOOK_SALT).unsign(signed_call))
+    except (signing.BadSignature, ValueError):
+        return None
+    if not request_id or RemoteCall.objects.filter(request_id=request_id).exists():
+        return None
+    with transaction.atomic():
+        call = (
+            RemoteCall.objects.select_for_update()
+            .filter(pk=call_id, state=CallState.ORPHANED, request_id__isnull=True)
+            .first()
+        )
+        if call is None:
+            return None
+        now = timezone.now()
+        attempt = CallAttempt.objects.filter(call=call, number=call.attempts).first()
+        if attempt is not None:  # "may have been charged" becomes what the result says
+            call.cost = (call.cost or Decimal("0")) - attempt.cost
+            CallAttempt.objects.filter(pk=attempt.pk).update(
+                request_id=request_id, outcome="", charge=Charge.NONE, cost=0
+            )
+        call.request_id, call.state, call.submitted_at = request_id, CallState.SUBMITTED, now
+        call.error_code = call.error_message = ""
+        call.save()
+    logger.warning("adopted fal request %s for call %s (its submit answer was lost)",
+                   request_id, call.pk)
+    poke(call.job)
+    return call
 
 
 def _expire(calls: list[RemoteCall], now) -> list[RemoteCall]:
@@ -371,6 +415,9 @@ def _expire(calls: list[RemoteCall], now) -> list[RemoteCall]:
                 get_backend(call.backend).cancel(call.endpoint, call.request_id)
             except BackendError:
                 logger.info("cancel of %s after deadline failed", call.request_id)
+        if call.state == CallState.ORPHANED:  # never named by fal's webhook: give up on it
+            _fail_unknown_submit(call, call.error_message, now)
+            continue
         if call.state == CallState.RUNNING:  # fal spent time on it; cancelled while queued: no
             _charge(call, Charge.POSSIBLE, _estimate(call, get_kind(call.job.kind)))
         _finish(call, CallState.FAILED, "deadline", "마감 시간을 넘겼습니다.", now)
@@ -483,10 +530,19 @@ def _transform_output(job: Job, path: str) -> dict[str, Any]:
         raise RemoteUnavailable(f"result file unusable: {exc}") from exc
 
 
+WEBHOOK_SALT = "webtoon.fal-webhook-call"
+
+
 def webhook_url(call: RemoteCall | None = None) -> str | None:
-    """Where fal reports finished requests, when this site has a public address."""
+    """Where fal reports finished requests, when this site has a public address. The URL
+    names our call (signed), so a request whose submit answer was lost can be adopted."""
     base = settings.WEBTOON_PUBLIC_URL.rstrip("/")
-    return f"{base}/api/fal/webhook" if base else None
+    if not base:
+        return None
+    if call is None or call.pk is None:
+        return f"{base}/api/fal/webhook"
+    signed = signing.Signer(salt=WEBHOOK_SALT).sign(str(call.pk))
+    return f"{base}/api/fal/webhook?{urlencode({'call': signed})}"
 
 
 def output_url(result: dict[str, Any], output_kind: str) -> str:
@@ -529,8 +585,7 @@ def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
             "이중 과금을 막기 위해 자동 재제출하지 않았습니다."
         )
         _charge(call, Charge.POSSIBLE, _estimate(call, kind))
-        _fail_unknown_submit(call, message, now)
-        return True
+        return _fail_unknown_submit(call, message, now)
     if outcome.kind in ("submit_failed", "remote_failed"):
         if outcome.kind == "remote_failed" and _may_be_charged(outcome.error):
             _charge(call, Charge.POSSIBLE, _estimate(call, kind))

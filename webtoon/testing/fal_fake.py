@@ -121,6 +121,7 @@ class FakeRequest:
     error_status: int = 500
     error_body: Any = None
     error_headers: dict[str, str] = field(default_factory=dict)
+    webhook_url: str | None = None  # fal_webhook of the submit, where fal reports the end
 
 
 # What a trainer's progress line looks like (fal documents none; these are seen in the wild).
@@ -212,6 +213,9 @@ class FalFake:
         self.upload_max_age: float | None = None
         self.uploaded_at: dict[str, float] = {}
         self.model_errors: list[dict[str, Any]] = []  # see model_error
+        # The next N submits are queued, but their answer is lost on the way back (a read
+        # timeout after fal accepted them): the worst case for paying twice.
+        self.lost_submit_answers = 0
         # fal-ai/any-llm: Korean text found in the prompt -> the English answered for it
         self.llm_replies: dict[str, str] = {}
         self.llm_requests: list[dict[str, Any]] = []
@@ -488,7 +492,11 @@ class FalFake:
                 fake.started_at = fake.submitted_at  # an idle runner picks it up at once
             self.requests[rid] = fake
             self.submissions.append(fake)
-        if verdict == "timeout":  # queued, but the answer is lost
+            fake.webhook_url = request.url.params.get("fal_webhook")
+            lost = self.lost_submit_answers > 0
+            if lost:
+                self.lost_submit_answers -= 1
+        if verdict == "timeout" or lost:  # queued, but the answer is lost
             raise httpx.ReadTimeout("fake fal: read timed out", request=request)
         parts = endpoint.split("/")
         base = f"{QUEUE}/{parts[0]}/{parts[1]}/requests/{rid}"
