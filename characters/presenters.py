@@ -9,6 +9,7 @@ from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from webtoon.jobs.presenters import wait_message
 from webtoon.jobs.progress import estimate_from_elapsed
 from webtoon.media import media_url
 from webtoon.prompting.translate import source_of
@@ -112,6 +113,9 @@ def curation_context(session: CreationSession) -> dict:
         ),
         "min_selected": settings.MIN_SELECTED_CUTS,
         "deadline_message": generation.deadline_message(session),
+        "wait_message": next(
+            (m for j in generation.session_jobs(session) if (m := wait_message(j))), ""
+        ),
         "checks_running": curation.checks_running(session),
         # issue 16: near-copies of the photo teach the LoRA a single pose
         "near_copies": sum(

@@ -634,3 +634,31 @@ def test_without_a_public_url_a_lost_answer_fails_at_once(user, fal):
     job = run_to_end(image_job(user))
     assert job.state == JobState.FAILED and job.error_code == "submit_unknown"
     assert len(fal.submissions) == 1
+
+
+# --- what users read on the pages ---------------------------------------------------------------
+def test_pages_say_generation_is_paused_without_blaming_the_photo(alice_client, user, fal):
+    from characters import generation
+
+    from .characters.test_training import make_session
+
+    session = make_session(user, cuts=0)
+    fal.lock_account(403)  # even the photo's upload is refused: the account, not the photo
+    job = generation.start_generation(owner=user, session_id=session.public_id)
+    services.advance_job(job.pk)
+    paused_words = "일시적으로 생성이 멈췄습니다. 자동으로 다시 시작합니다."
+    page = alice_client.get(f"/characters/sessions/{session.public_id}/").content.decode()
+    assert paused_words in page and "다른 이미지" not in page
+    jobs_page = alice_client.get("/jobs/").content.decode()
+    assert paused_words in jobs_page
+    status = alice_client.get(f"/api/character/generation-status/{job.public_id}").json()
+    assert status["wait_message"] == paused_words and status["status"] == "generating"
+
+
+def test_pages_show_the_place_in_our_queue(alice_client, user, bob, fal, settings, by_hand):
+    settings.FAL_ACCOUNT_CONCURRENCY = 1
+    services.advance_job(image_job(bob, 3, prompt="bob").pk)
+    mine = services.advance_job(image_job(user, 1, prompt="alice").pk)
+    assert mine.calls.get().state == CallState.PENDING
+    jobs_page = alice_client.get("/jobs/").content.decode()
+    assert "대기 중 (앞에 0건)" in jobs_page

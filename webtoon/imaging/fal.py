@@ -62,6 +62,13 @@ def _header_true(headers: dict, *names: str) -> bool | None:
 def _map_error(exc: Exception) -> BackendError:
     if isinstance(exc, fal_client.FalClientHTTPError):
         return map_http_error(exc.status_code, exc.message, exc.response_headers, exc.error_type)
+    if isinstance(exc, httpx.HTTPStatusError):  # fal-client's storage calls raise these
+        try:
+            body = exc.response.json()
+        except ValueError:
+            body = exc.response.text
+        detail = body.get("detail", body) if isinstance(body, dict) else body
+        return map_http_error(exc.response.status_code, detail, dict(exc.response.headers))
     if isinstance(exc, httpx.TimeoutException):
         return RemoteUnavailable(f"fal timeout: {exc.__class__.__name__}")
     if isinstance(exc, httpx.TransportError):
