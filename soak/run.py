@@ -135,6 +135,12 @@ def main() -> int:
         help="fal account of N slots (the fake queues the rest, FIFO) and "
         "FAL_ACCOUNT_CONCURRENCY=N in the product; 0: unlimited",
     )
+    parser.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="WEBTOON_PUBLIC_URL set: every submit names its call in fal's webhook URL and the "
+        "fake POSTs signed webhooks when requests finish (lost submit answers get adopted)",
+    )
     parser.add_argument("--deadline", type=float, default=1500.0, help="whole run, seconds")
     parser.add_argument("--settle", type=float, default=240.0, help="seconds to settle after")
     parser.add_argument("--seed", type=int, default=None)
@@ -166,6 +172,7 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "FAL_ACCOUNT_CONCURRENCY": str(args.account_slots),
+        "WEBTOON_PUBLIC_URL": f"http://127.0.0.1:{web_port}" if args.webhooks else "",
     }
     env.pop("DATABASE_URL", None)
     env.pop("REDIS_URL", None)
@@ -224,6 +231,7 @@ def soak(args, env, data, procs, rng, seed, started, fake_port, web_port) -> int
             str(args.training_seconds),
             "--slots",
             str(args.account_slots),
+            *(["--webhooks"] if args.webhooks else []),
             "--seed",
             str(seed),
         ],

@@ -662,3 +662,25 @@ def test_pages_show_the_place_in_our_queue(alice_client, user, bob, fal, setting
     assert mine.calls.get().state == CallState.PENDING
     jobs_page = alice_client.get("/jobs/").content.decode()
     assert "대기 중 (앞에 0건)" in jobs_page
+
+
+def test_the_fakes_own_webhooks_adopt_an_orphan_end_to_end(client, user, fal, public_site):
+    """The soak's fal fake signs and sends webhooks itself (JWKS at fal's URLs): what it
+    sends is what our endpoint verifies and adopts."""
+    from django.core.cache import cache
+
+    from webtoon.imaging import webhooks
+
+    cache.delete(webhooks.JWKS_CACHE_KEY)
+    fal.sign_webhooks()
+    fal.lost_submit_answers = 1
+    job = services.advance_job(image_job(user).pk)
+    assert job.calls.get().state == CallState.ORPHANED
+    deliveries = fal.due_webhooks()  # run_seconds 0: finished at once, nobody polled it
+    assert len(deliveries) == 1 and fal.due_webhooks() == []  # sent once
+    url, body, headers = deliveries[0]
+    path = url.split("https://webtoon.example.com", 1)[1]
+    answer = client.post(path, body, content_type="application/json", headers=headers)
+    assert answer.status_code == 200
+    job = run_to_end(job)
+    assert job.state == JobState.SUCCEEDED and len(fal.submissions) == 1

@@ -122,6 +122,7 @@ class FakeRequest:
     error_body: Any = None
     error_headers: dict[str, str] = field(default_factory=dict)
     webhook_url: str | None = None  # fal_webhook of the submit, where fal reports the end
+    webhook_sent: bool = False
 
 
 # What a trainer's progress line looks like (fal documents none; these are seen in the wild).
@@ -405,6 +406,64 @@ class FalFake:
         r.get(url__startswith=f"{GCS}/").mock(side_effect=self._bucket_file)
         r.route(url__startswith=QUEUE).mock(side_effect=self._queue)
         r.post(f"{RUN}/fal-ai/any-llm").mock(side_effect=self._llm)
+
+    # --- webhooks (soak runs: fal reports finished requests, signed with Ed25519) -------------
+    def sign_webhooks(self) -> None:
+        """Publish a signing key at fal's JWKS URLs; `due_webhooks` then signs with it."""
+        import base64
+
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        self.webhook_key = Ed25519PrivateKey.generate()
+        raw = self.webhook_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        jwks = {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": x}]}
+        for host in ("https://rest.fal.ai", "https://rest.alpha.fal.ai"):
+            self.router.get(f"{host}/.well-known/jwks.json").respond(200, json=jwks)
+
+    def due_webhooks(self) -> list[tuple[str, bytes, dict[str, str]]]:
+        """(url, body, signed headers) for every request that asked for a webhook and has
+        finished by fal's clock, once each. Runs requests nobody polls too (an orphan whose
+        submit answer was lost), as fal's runners do."""
+        import hashlib
+
+        now = time.monotonic()
+        due = []
+        with self._lock:
+            for fake in self.submissions:
+                if not fake.webhook_url or fake.webhook_sent or fake.cancelled:
+                    continue
+                if fake.started_at is None:
+                    if self.concurrency is not None and (
+                        self._running_count(now) >= self.concurrency
+                        or not self._first_waiting(fake)
+                    ):
+                        continue
+                    fake.started_at = now
+                if now - fake.started_at < self._run_seconds(fake):
+                    continue
+                fake.webhook_sent = True
+                body = json.dumps(
+                    {
+                        "request_id": fake.request_id,
+                        "gateway_request_id": fake.request_id,
+                        "status": "OK",
+                        "payload": None,
+                    }
+                ).encode()
+                stamp = str(int(time.time()))
+                digest = hashlib.sha256(body).hexdigest()
+                message = "\n".join([fake.request_id, "soak-user", stamp, digest]).encode()
+                headers = {
+                    "content-type": "application/json",
+                    "x-fal-webhook-request-id": fake.request_id,
+                    "x-fal-webhook-user-id": "soak-user",
+                    "x-fal-webhook-timestamp": stamp,
+                    "x-fal-webhook-signature": self.webhook_key.sign(message).hex(),
+                }
+                due.append((fake.webhook_url, body, headers))
+        return due
 
     def _fault(self, op: str, endpoint: str | None, arguments=None) -> httpx.Response | None:
         with self._lock:

@@ -16,6 +16,7 @@ import argparse
 import json
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -91,6 +92,20 @@ def make_handler(fake: FalFake):
     return Handler
 
 
+def send_webhooks(fake: FalFake) -> None:
+    """fal's webhook deliveries: every half second, POST each finished request's signed
+    report to the URL its submit named (our web server, on loopback). One try each (fal
+    retries for two hours; here the reconciler's polls cover a lost delivery)."""
+    with httpx.Client(timeout=10.0) as client:
+        while True:
+            time.sleep(0.5)
+            for url, body, headers in fake.due_webhooks():
+                try:
+                    client.post(url, content=body, headers=headers)
+                except httpx.HTTPError:
+                    pass  # the soak kills processes; fal would retry (the reconciler polls)
+
+
 class Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -108,6 +123,9 @@ def main() -> None:
     parser.add_argument("--image-seconds", type=float, default=1.0)
     parser.add_argument("--training-seconds", type=float, default=20.0)
     parser.add_argument("--slots", type=int, default=0, help="account slots (0: unlimited)")
+    parser.add_argument(
+        "--webhooks", action="store_true", help="POST signed webhooks when requests finish"
+    )
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args()
     chaos = Chaos(tuple(args.latency), args.error_rate, args.timeout_rate, random.Random(args.seed))
@@ -117,6 +135,9 @@ def main() -> None:
         chaos=chaos,
         concurrency=args.slots or None,
     )
+    if args.webhooks:
+        fake.sign_webhooks()
+        threading.Thread(target=send_webhooks, args=(fake,), daemon=True).start()
     server = Server(("127.0.0.1", args.port), make_handler(fake))
     print(f"fal fake listening on http://127.0.0.1:{server.server_address[1]}", flush=True)
     server.serve_forever()
