@@ -112,6 +112,10 @@ class PanelGenerateIn(Schema):
     lora_scale_b: float = scenes.TWO_SCALES[1]
     image_size: str = Field(scenes.ONE_SIZE, description="0-1 character; 2: landscape_16_9")
     count: int = Field(1, ge=1, le=services.MAX_BATCH)
+    method: Literal["lora", "reference"] | None = Field(
+        None, description="lora | reference (the characters' best cuts, usable before "
+        "training); default: lora when every character has an active LoRA",
+    )
 
 
 class FromSceneIn(Schema):
@@ -265,6 +269,7 @@ def panel_generate(request, episode_id: UUID, payload: PanelGenerateIn):
         scale_b=payload.lora_scale_b,
         image_size=payload.image_size,
         count=payload.count,
+        method=payload.method,
     )
     return Status(202, [_panel(p) for p in panels])
 

@@ -188,9 +188,11 @@ def generate_panels(
     scale_b: float = scenes.TWO_SCALES[1],
     image_size: str = scenes.ONE_SIZE,
     count: int = 1,
+    method: str | None = None,
 ) -> list[Panel]:
     """`count` new panels at the end, each a scene with 0, 1 or 2 characters whose prompt
-    ends with the episode preset's keywords; the scenes' jobs start after commit."""
+    ends with the episode preset's keywords; the scenes' jobs start after commit.
+    `method`: "lora" | "reference" (issue 17); None: the characters' default."""
     episode = episode_for(owner, episode_id)
     ids = [c for c in character_ids if c]
     if len(ids) > 2:
@@ -205,13 +207,13 @@ def generate_panels(
                 scene = scenes.generate_two_characters(
                     owner=owner, character_a_id=ids[0], character_b_id=ids[1],
                     scale_a=scale_a, scale_b=scale_b, location=location, situation=situation,
-                    a_action=expression, b_action=b_expression, style=style,
+                    a_action=expression, b_action=b_expression, style=style, method=method,
                 )
             else:
                 scene = scenes.generate_with_character(
                     owner=owner, character_id=ids[0] if ids else None, scale=scale,
                     expression=expression, location=location, situation=situation,
-                    image_size=image_size, style=style,
+                    image_size=image_size, style=style, method=method,
                 )
             panels.append(_append(episode, scene=scene))
     return panels

@@ -164,6 +164,7 @@ def panel_generate(request, episode_id):
             scale=_float(post.get("lora_scale")),
             image_size=post.get("image_size") or scenes.ONE_SIZE,
             count=_int(post.get("count"), 1),
+            method=post.get("method") or None,
         )
     except DomainError as exc:
         return _error(request, exc)

@@ -1,6 +1,7 @@
 """Scene API (mounted at /api/scene/): SPEC §8 scenes, plus the gallery."""
 
 from datetime import datetime
+from typing import Literal
 from uuid import UUID
 
 from django.utils.translation import gettext as _
@@ -11,7 +12,7 @@ from webtoon.jobs.presenters import wait_message
 from webtoon.media import media_url
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
-from . import separation, services
+from . import reference, separation, services
 from .identity import cast_identity
 from .models import Scene
 
@@ -28,6 +29,11 @@ class OneIn(Schema):
     location: str = Field("", max_length=200)
     situation: str = Field("", max_length=500)
     image_size: str = services.ONE_SIZE
+    method: Literal["lora", "reference"] | None = Field(
+        None, description="lora: the trained LoRA; reference: FAL_ENDPOINT_REFERENCE with the "
+        "character's best cuts as image_urls (usable before training). Default: lora when the "
+        "character has an active LoRA, else reference",
+    )
 
 
 class TwoIn(Schema):
@@ -44,6 +50,10 @@ class TwoIn(Schema):
         True,
         description="compose with both LoRAs, then repaint each face with only its own LoRA "
         "(fal-ai/flux-lora/inpainting, one call per character); false: one pass",
+    )
+    method: Literal["lora", "reference"] | None = Field(
+        None, description="lora needs both characters trained; reference: A's references "
+        "then B's as image_urls, one pass. Default: lora when both have an active LoRA",
     )
 
 
@@ -76,6 +86,15 @@ class StageOut(Schema):
     arguments: dict
 
 
+class ReferenceOut(Schema):
+    role: str
+    number: int | None = Field(description="the cut's number; null: the photo")
+    label: str
+    angle: str = Field(description="front | three_quarter | profile | other")
+    source: str = Field(description="cut | sheet (training images) | photo")
+    image_url: str | None
+
+
 class SceneOut(Schema):
     scene_id: str
     task_id: str | None
@@ -96,6 +115,10 @@ class SceneOut(Schema):
     estimate: EstimateOut
     stages: list[StageOut]
     retry_suggested: bool = Field(description="a character came out `different`: regenerate")
+    method: str = Field(description="lora | reference | '' (prompt mode)")
+    references: list[ReferenceOut] = Field(description="reference mode: the images sent, in order")
+    cost: float = Field(description="$ recorded for the scene's calls (its estimate until then)")
+    compare_scene_id: str | None = Field(None, description="the same scene made the other way")
     created_at: datetime
 
 
@@ -135,7 +158,9 @@ def scene_dict(scene: Scene) -> dict:
         ],
         "separate_identities": scene.separate_identities,
         "separation": scene.separation,
-        "estimate": separation.estimate(
+        "estimate": reference.estimate(scene.image_size)
+        if reference.scene_method(scene) == reference.REFERENCE
+        else separation.estimate(
             scene.separate_identities and scene.mode == Scene.Mode.TWO, scene.image_size
         ),
         "stages": [
@@ -150,6 +175,10 @@ def scene_dict(scene: Scene) -> dict:
         ],
         "retry_suggested": bool(scene.image)
         and any((c.identity or {}).get("verdict") == "different" for c in scene.cast.all()),
+        "method": reference.scene_method(scene),
+        "references": reference.references_out(scene),
+        "cost": reference.scene_cost(scene),
+        "compare_scene_id": (scene.inputs or {}).get("twin"),
         "created_at": scene.created_at,
     }
 
@@ -171,6 +200,7 @@ def generate_with_character(request, payload: OneIn):
         location=payload.location,
         situation=payload.situation,
         image_size=payload.image_size,
+        method=payload.method,
     )
     return Status(202, _reloaded(scene))
 
@@ -189,6 +219,7 @@ def generate_two_characters(request, payload: TwoIn):
         b_action=payload.b_action,
         extra_character_ids=[payload.character_c_id] if payload.character_c_id else None,
         separate_identities=payload.separate_identities,
+        method=payload.method,
     )
     return Status(202, _reloaded(scene))
 
@@ -221,6 +252,31 @@ def scene_detail(request, scene_id: UUID):
 @router.post("/{uuid:scene_id}/regenerate", response={202: SceneOut, **COSTLY})
 def regenerate(request, scene_id: UUID):
     return Status(202, _reloaded(services.regenerate(owner=request.auth, scene_id=scene_id)))
+
+
+class CompareOut(Schema):
+    lora: SceneOut | None = Field(description="null: not made yet (POST …/compare makes it)")
+    reference: SceneOut | None = Field(description="null: not made yet")
+
+
+@router.post("/{uuid:scene_id}/compare", response={202: CompareOut, **COSTLY})
+def compare(request, scene_id: UUID):
+    """The same scene made the other way (issue 17), side by side with it; asking again
+    returns the same pair without paying again."""
+    lora, ref = reference.compare(owner=request.auth, scene_id=scene_id)
+    return Status(202, {"lora": _reloaded(lora), "reference": _reloaded(ref)})
+
+
+@router.get("/{uuid:scene_id}/compare", response={200: CompareOut, **ERRORS})
+def compare_detail(request, scene_id: UUID):
+    """The scene and its twin made the other way (null until POST …/compare made it)."""
+    scene = services.scene_for(request.auth, scene_id)
+    twin = reference.twin_of(scene)
+    for one in (scene, twin):
+        if one is not None and one.job:
+            services.jobs.request_refresh(one.job)
+    lora, ref = (scene, twin) if reference.scene_method(scene) == reference.LORA else (twin, scene)
+    return {"lora": _reloaded(lora) if lora else None, "reference": _reloaded(ref) if ref else None}
 
 
 @router.delete("/{uuid:scene_id}", response={204: None, **ERRORS})

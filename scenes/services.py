@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from characters.enums import CharacterStatus
 from characters.management import check_scale
 from characters.models import Character
-from webtoon.exceptions import InvalidInput
+from webtoon.exceptions import InvalidInput, NotFound
 from webtoon.imaging.safety import SAFETY_FILTER_MESSAGE, flagged_unsafe
 from webtoon.jobs import limits
 from webtoon.jobs import services as jobs
@@ -26,7 +26,7 @@ from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, RemoteCall
 from webtoon.prompting.translate import scene_english as english  # dictionary, else the LLM
 
-from . import separation
+from . import reference, separation
 from .identity import measure_cast
 from .models import Scene, SceneCharacter
 from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS
@@ -89,20 +89,40 @@ class Cast:
         return self.version.lora_url if self.version else self.character.lora_url
 
 
-def usable_character(owner, character_id) -> Character:
-    """A trained, active character of the owner's; anything else is a clear 422/404."""
+def scene_character(owner, character_id) -> Character:
+    """One of the owner's characters, in any state but deleted (issue 17: usable by
+    reference as soon as it exists); another user's or a deleted one is 404."""
     character = get_object_or_404(Character, public_id=character_id, owner=owner)
     if character.status == CharacterStatus.DELETED:
-        raise InvalidInput(_("삭제된 캐릭터는 쓸 수 없습니다."))
-    if character.status != CharacterStatus.ACTIVE or not character.lora_url:
-        raise InvalidInput(
-            _("'%(name)s'은(는) 아직 학습이 끝나지 않은 캐릭터입니다.") % {"name": character.name}
-        )
+        raise NotFound(_("삭제된 캐릭터는 쓸 수 없습니다."))
+    return character
+
+
+def usable_character(owner, character_id) -> Character:
+    """A trained, active character of the owner's (the LoRA path); else a clear 422/404."""
+    character = scene_character(owner, character_id)
+    if not reference.has_lora(character):
+        raise InvalidInput(_(reference.NOT_TRAINED) % {"name": character.name})
     return character
 
 
 def characters_for_scenes(owner):
-    return Character.objects.filter(owner=owner, status=CharacterStatus.ACTIVE).order_by("name")
+    """Trained characters, and those usable by reference (issue 17): anything not deleted
+    with curated cuts, training data or a photo to refer to."""
+    from django.db.models import Q
+
+    usable = (
+        Q(status=CharacterStatus.ACTIVE)
+        | Q(session__isnull=False)
+        | Q(photo__isnull=False)
+        | ~Q(training_data="")
+    )
+    return (
+        Character.objects.filter(owner=owner)
+        .exclude(status=CharacterStatus.DELETED)
+        .filter(usable)
+        .order_by("name")
+    )
 
 
 def _check_size(image_size: str) -> str:
@@ -126,8 +146,10 @@ def generate_with_character(
     situation: str = "",
     image_size: str = ONE_SIZE,
     style: str = "",
+    method: str | None = None,
 ) -> Scene:
-    """`style`: a style preset's keywords, added after the scene words (episodes)."""
+    """`style`: a style preset's keywords, added after the scene words (episodes).
+    `method`: "lora" | "reference" (scenes.reference); None: the character's default."""
     _check_size(image_size)
     described = any((text or "").strip() for text in (expression, location, situation))
     if not described and (character_id is None or not style):
@@ -147,6 +169,12 @@ def generate_with_character(
             raise InvalidInput(_(NOTHING_DESCRIBED))
         return _create(owner, Scene.Mode.PROMPT, _parts(prompt, style), [], image_size,
                        settings.INFERENCE_STEPS, inputs)
+    character = scene_character(owner, character_id)
+    if reference.resolve([character], method) == reference.REFERENCE:
+        return reference.one_character(
+            owner=owner, character=character, words=list(words), style=style,
+            image_size=image_size, steps=settings.INFERENCE_STEPS, inputs=inputs,
+        )
     character = usable_character(owner, character_id)
     cast = Cast(character, check_scale(character.lora_scale_default if scale is None else scale))
     prompt = _parts(character.trigger_word, *words, style)
@@ -169,6 +197,7 @@ def generate_two_characters(
     extra_character_ids: list | None = None,
     style: str = "",
     separate_identities: bool = True,
+    method: str | None = None,
 ) -> Scene:
     """`style`: a style preset's keywords, added at the end of the prompt (episodes).
     `separate_identities`: after the two-LoRA pass, repaint each face with only its own
@@ -177,6 +206,13 @@ def generate_two_characters(
         raise InvalidInput(_(THREE_OR_MORE))
     if character_a_id == character_b_id:
         raise InvalidInput(_(SAME_TWICE))
+    pair = [scene_character(owner, character_a_id), scene_character(owner, character_b_id)]
+    if reference.resolve(pair, method) == reference.REFERENCE:
+        return reference.two_characters(
+            owner=owner, characters=pair, location=location, situation=situation,
+            a_action=a_action, b_action=b_action, style=style, image_size=TWO_SIZE,
+            steps=TWO_STEPS,
+        )
     a = Cast(usable_character(owner, character_a_id), check_scale(scale_a))
     b = Cast(usable_character(owner, character_b_id), check_scale(scale_b))
     ta, tb = a.character.trigger_word, b.character.trigger_word
@@ -318,6 +354,8 @@ def scenes_for(owner, character_id=None):
 def regenerate(*, owner, scene_id) -> Scene:
     """The same scene with a new seed (same LoRA versions, scales, prompt), as a new scene."""
     old = scene_for(owner, scene_id)
+    if reference.scene_method(old) == reference.REFERENCE:
+        return reference.regenerate(owner, old)
     cast = [
         Cast(usable_character(owner, role.character.public_id), role.scale, role.version)
         for role in old.cast.select_related("character", "version")

@@ -9,5 +9,6 @@ urlpatterns = [
     path("two/", views.generate_two, name="generate_two"),
     path("<uuid:scene_id>/", views.scene_item, name="scene"),
     path("<uuid:scene_id>/regenerate/", views.regenerate, name="regenerate"),
+    path("<uuid:scene_id>/compare/", views.compare, name="compare"),
     path("<uuid:scene_id>/delete/", views.delete, name="delete"),
 ]

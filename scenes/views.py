@@ -2,10 +2,12 @@
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from characters.presenters import STYLE_ICONS
 from webtoon.exceptions import DomainError, InvalidInput
@@ -13,7 +15,7 @@ from webtoon.params import uuid_or_none
 from webtoon.ui.money import price_text
 from webtoon.ui.sizes import size_label
 
-from . import separation, services
+from . import reference, separation, services
 from .api import scene_dict
 from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS
 
@@ -44,7 +46,10 @@ def index(request):
     scenes = scenes.prefetch_related("cast__version", "cast__character")[:60]
     rows = [
         {"id": str(c.public_id), "name": c.name, "icon": STYLE_ICONS.get(c.style_id, ""),
-         "scale": c.lora_scale_default, "chosen": str(c.public_id) == chosen}
+         "scale": c.lora_scale_default, "chosen": str(c.public_id) == chosen,
+         # Issue 17: not trained (yet) is usable by reference; the option says so.
+         "note": "" if reference.has_lora(c) else _(UNTRAINED_NOTES.get(c.status, "학습 전"))
+         + " · " + _("참조 이미지로 사용")}
         for c in characters
     ]
     # The slider starts at the default of the character the dropdown shows selected.
@@ -64,6 +69,10 @@ def index(request):
         "one_price": price_text(separation.estimate(False, services.ONE_SIZE)["total"]),
         "max_scale_sum": services.MAX_SCALE_SUM,
         "estimate_single": separation.estimate(False),
+        # Issue 17: the method choice, each with its price.
+        "reference_price": price_text(reference.unit_cost(services.ONE_SIZE)),
+        "reference_price_two": price_text(reference.unit_cost(services.TWO_SIZE)),
+        "reference_explanation": _(reference.EXPLANATION),
     }
     return render(request, "scenes/index.html", context)
 
@@ -88,6 +97,9 @@ def page_scene(scene) -> dict:
     for cast in row["characters"]:
         cast["name"] = names.get(cast["role"], cast["trigger_word"])
     row["size_label"] = size_label(scene.image_size)
+    row["method_label"] = _(reference.METHOD_LABELS.get(row["method"], "")) if row["method"] else ""
+    row["can_compare"] = not row["compare_scene_id"] and reference.can_compare(scene)
+    row["compare_price"] = reference.compare_price(scene) if row["can_compare"] else 0
     return row
 
 
@@ -122,6 +134,7 @@ def generate_one(request):
             location=post.get("location", ""),
             situation=post.get("situation", ""),
             image_size=post.get("image_size") or services.ONE_SIZE,
+            method=post.get("method") or None,
         ),
         error_box="one-error",
     )
@@ -162,6 +175,7 @@ def _two_characters(request):
         separate_identities=post.get("separate_identities") == "on"
         if "separation_choice" in post
         else True,
+        method=post.get("method") or None,
     )
 
 
@@ -169,6 +183,36 @@ def _two_characters(request):
 @require_POST
 def generate_two(request):
     return _scene_response(request, lambda: _two_characters(request), error_box="two-error")
+
+
+UNTRAINED_NOTES = {"draft": "학습 전", "queued": "학습 대기", "training": "학습 중",
+                   "failed": "학습 실패", "active": "LoRA 없음"}
+
+
+@login_required
+def compare(request, scene_id):
+    """Issue 17: the same scene made both ways, side by side, each with its identity. POST
+    makes the other one (once) and comes back here."""
+    if request.method == "POST":
+        try:
+            reference.compare(owner=request.user, scene_id=scene_id)
+        except DomainError as exc:
+            return render(request, "scenes/index.html#scene-error", {"error": str(exc)})
+        url = reverse("scenes:compare", kwargs={"scene_id": scene_id})
+        if request.htmx:
+            return HttpResponseClientRedirect(url)
+        return redirect(url)
+    scene = services.scene_for(request.user, scene_id)
+    twin = reference.twin_of(scene)
+    pair = (scene, twin) if reference.scene_method(scene) == reference.LORA else (twin, scene)
+    for one in pair:
+        if one is not None and one.job and not one.image:
+            services.jobs.request_refresh(one.job)
+    # Not made the other way yet: that side offers the card's compare button.
+    sides = [(m, page_scene(one) if one else None) for m, one in zip(("lora", "reference"), pair,
+                                                                     strict=True)]
+    return render(request, "scenes/compare.html", {"sides": sides,
+                                                   "explanation": _(reference.EXPLANATION)})
 
 
 @login_required

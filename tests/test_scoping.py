@@ -424,6 +424,8 @@ PAGE_CASES = [
     # scenes (the generate forms name characters in the body)
     page("scenes:scene", "GET", theirs(scene_id="scene")),
     page("scenes:regenerate", "POST", theirs(scene_id="scene")),
+    page("scenes:compare", "GET", theirs(scene_id="scene")),
+    page("scenes:compare", "POST", theirs(scene_id="scene")),
     page("scenes:delete", "POST", theirs(scene_id="scene")),
     page("scenes:generate_one", "POST", lambda m, t: {},
          lambda m, t: {"character": s(t.character), "expression": "미소"}),
@@ -559,6 +561,8 @@ API_CASES = [
     endpoint("GET", "/scene/{id}", lambda m, t: {"id": s(t.scene)}),
     endpoint("DELETE", "/scene/{id}", lambda m, t: {"id": s(t.scene)}),
     endpoint("POST", "/scene/{id}/regenerate", lambda m, t: {"id": s(t.scene)}),
+    endpoint("GET", "/scene/{id}/compare", lambda m, t: {"id": s(t.scene)}),
+    endpoint("POST", "/scene/{id}/compare", lambda m, t: {"id": s(t.scene)}),
     # episodes
     endpoint("GET", "/episode/{id}", lambda m, t: {"id": s(t.episode)}),
     endpoint("PATCH", "/episode/{id}", lambda m, t: {"id": s(t.episode)},

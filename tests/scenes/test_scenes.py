@@ -331,7 +331,7 @@ def test_two_character_same_character_twice_is_422(alice_client, pair, fal):
     _assert_nothing_made(fal)
 
 
-def test_two_character_deleted_character_is_422(alice_client, pair, fal):
+def test_two_character_deleted_character_is_404(alice_client, pair, fal):
     a, b = pair
     Character.objects.filter(pk=b.pk).update(status="deleted")
     response = api(
@@ -340,13 +340,13 @@ def test_two_character_deleted_character_is_422(alice_client, pair, fal):
         "generate-two-characters",
         {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id)},
     )
-    assert response.status_code == 422
+    assert response.status_code == 404  # issue 17: gone, like another user's
     assert "삭제된 캐릭터" in response.json()["detail"]
     _assert_nothing_made(fal)
 
 
 @pytest.mark.parametrize("status", ["training", "draft"])
-def test_two_character_untrained_character_is_422(alice_client, user, pair, fal, status):
+def test_two_character_untrained_character_is_422_by_lora(alice_client, user, pair, fal, status):
     a, _ = pair
     pending = untrained(user, status)
     assert not pending.lora_url
@@ -354,7 +354,8 @@ def test_two_character_untrained_character_is_422(alice_client, user, pair, fal,
         alice_client,
         "post",
         "generate-two-characters",
-        {"character_a_id": str(a.public_id), "character_b_id": str(pending.public_id)},
+        {"character_a_id": str(a.public_id), "character_b_id": str(pending.public_id),
+         "method": "lora"},  # issue 17: the default would be reference mode
     )
     assert response.status_code == 422
     assert "학습이 끝나지 않은" in response.json()["detail"]
@@ -368,7 +369,8 @@ def test_two_character_active_character_without_lora_url_is_422(alice_client, pa
         alice_client,
         "post",
         "generate-two-characters",
-        {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id)},
+        {"character_a_id": str(a.public_id), "character_b_id": str(b.public_id),
+         "method": "lora"},
     )
     assert response.status_code == 422
     _assert_nothing_made(fal)

@@ -177,6 +177,21 @@ class OfflineBackend(ImageBackend):
                 continue
         return found
 
+    def _reference_pair(self, arguments: dict[str, Any]) -> list[Image.Image]:
+        """A multi-reference edit naming two people (scenes.reference, issue 17): A's first
+        reference and B's first (A's images come first, half each)."""
+        urls = arguments.get("image_urls") or []
+        if len(urls) < 2 or "two people" not in str(arguments.get("prompt", "")).lower():
+            return []
+        found = []
+        for url in (urls[0], urls[len(urls) // 2]):
+            try:
+                with Image.open(self._local(url)) as im:
+                    found.append(ImageOps.exif_transpose(im).convert("RGB"))
+            except (RemoteFileGone, DownloadRefused, OSError):
+                return []
+        return found
+
     def _inpaint(self, arguments: dict[str, Any], seed: int) -> Image.Image:
         """Inpainting (a mask, white = repaint): the picture with the masked part redrawn as
         a slightly warmer, sharper copy of itself: visibly a new stage, same faces."""
@@ -202,6 +217,8 @@ class OfflineBackend(ImageBackend):
             image = self._inpaint(arguments, seed)
             width, height = image.size
         elif len(references := self._lora_references(arguments)) >= 2:
+            image = render_pair(references, prompt, seed, (width, height))
+        elif len(references := self._reference_pair(arguments)) == 2:
             image = render_pair(references, prompt, seed, (width, height))
         else:
             image = render_variant(self._source_image(arguments), prompt, seed, (width, height))
