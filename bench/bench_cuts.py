@@ -8,7 +8,10 @@ so the wall time should stay close to one call. Prints wall time / single-call d
 """
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 import sys
 import tempfile
 import time
@@ -23,6 +26,10 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=2.0, help="seconds one fal call runs")
     parser.add_argument("--cuts", type=int, default=24)
     parser.add_argument("--concurrency", type=int, default=0, help="fal account limit (0: none)")
+    parser.add_argument(
+        "--timeline", action="store_true", help="when the calls were submitted, ran, finished"
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile of the runner thread")
     args = parser.parse_args()
 
     os.environ["WEBTOON_DATA_DIR"] = tempfile.mkdtemp(prefix="webtoon-bench-")
@@ -67,8 +74,14 @@ def main() -> None:
         # 1024x1024 normalisation of each result. (The quality checks are tasks of their own,
         # queued for the worker, and not part of this wall time.)
         job = generation.start_generation(owner=user, session_id=session.public_id)
+        profiler = cProfile.Profile() if args.profile else None
+        begun = timezone.now()
         started = time.monotonic()
+        if profiler:
+            profiler.enable()
         state = services.run_job(job.pk)
+        if profiler:
+            profiler.disable()
         wall = time.monotonic() - started
     job.refresh_from_db()
     ok = job.calls.filter(state="succeeded").count()
@@ -78,6 +91,23 @@ def main() -> None:
         f"wall={wall:.2f}s  wall/single-call={wall / args.delay:.2f}x  "
         f"(sequential would be {args.cuts:.0f}x)"
     )
+    if args.timeline:
+        job.refresh_from_db()
+        calls = list(job.calls.all())
+
+        def span(field: str) -> str:
+            at = [(getattr(c, field) - begun).total_seconds() for c in calls if getattr(c, field)]
+            return f"{min(at):.2f}-{max(at):.2f}s" if at else "-"
+
+        print(
+            f"timeline from run_job's start: submitted {span('submitted_at')}, "
+            f"started {span('started_at')}, finished {span('finished_at')}, job finished "
+            f"{(job.finished_at - begun).total_seconds():.2f}s"
+        )
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+        print(out.getvalue())
 
 
 if __name__ == "__main__":
