@@ -17,8 +17,8 @@ class SceneCharacterInline(admin.TabularInline):
 
 @admin.register(Scene)
 class SceneAdmin(backoffice.BackofficeAdmin):
-    list_display = ("public_id", "preview", "owner_display", "mode", "cast_count", "job_state",
-                    "image_size", "seed", "created_at")
+    list_display = ("public_id", "preview", "owner_display", "mode", "method", "cast_count",
+                    "job_state", "image_size", "seed", "created_at")
     list_filter = ("mode", "separation", "created_at")
     search_fields = ("public_id", "owner__username", "owner__email", "prompt")
     list_select_related = ("owner", "job")
@@ -51,6 +51,13 @@ class SceneAdmin(backoffice.BackofficeAdmin):
             ((backoffice.thumb(s.get("image") or ""), s.get("stage"), s.get("call"),
               s.get("cost")) for s in obj.stages),
         ) or "-"
+
+    @admin.display(description=_("방식"))
+    def method(self, obj):
+        """lora | reference (issue 17) | - (prompt mode); the references are in `inputs`."""
+        from .reference import scene_method
+
+        return scene_method(obj) or "-"
 
     @admin.display(description=_("캐릭터 수"), ordering="cast_count")
     def cast_count(self, obj):
