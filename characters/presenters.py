@@ -13,7 +13,7 @@ from webtoon.jobs.presenters import wait_message
 from webtoon.jobs.progress import estimate_from_elapsed
 from webtoon.media import media_url
 from webtoon.prompting.translate import source_of
-from webtoon.ui.money import price_text, unit_price
+from webtoon.ui.money import call_price, price_text
 from webtoon.ui.sizes import size_choices, size_label
 
 from . import (
@@ -58,6 +58,8 @@ def style_options(form) -> list[dict]:
             "icon": STYLE_ICONS[value],
             "hint": STYLE_HINTS[value],
             "example": static(f"img/styles/{value}.svg"),
+            # Each style's cuts go to a different endpoint, at a different price (issue 15).
+            "price": price_text(generation.estimated_generation_cost(None, value)),
             "checked": value == chosen,
         }
         for value, label in form.fields["style_id"].choices
@@ -121,7 +123,7 @@ def curation_context(session: CreationSession) -> dict:
         "near_copies": sum(
             1 for c in cells if c["selected"] and (c["identity"] or {}).get("near_copy")
         ),
-        "regenerate_price": price_text(unit_price("COST_PER_IMAGE_GENERATION")),
+        "regenerate_price": price_text(curation.additional_cost(1, session.style_id)),
     }
 
 
@@ -204,7 +206,10 @@ def character_context(character) -> dict:
         "krw_per_usd": settings.KRW_PER_USD,
         "remaining_text": remaining_text(status["estimated_remaining_seconds"]) if status else "",
         "test_sizes": size_choices(management.IMAGE_SIZES),
-        "test_price": price_text(unit_price("COST_PER_LORA_INFERENCE")),
+        # Priced for the size first in the list (square_hd), like the job's own estimate.
+        "test_price": price_text(
+            call_price("lora", {"image_size": "square_hd"}, "COST_PER_LORA_INFERENCE")
+        ),
     }
 
 

@@ -90,7 +90,9 @@ def style_select(request, photo_id):
         "photo_url": media_url(photo.image.name),
         "form": form,
         "styles": style_options(form),
-        "estimated_cost": generation.estimated_generation_cost(),
+        "estimated_cost": generation.estimated_generation_cost(
+            None, form["style_id"].value() or "original"
+        ),
         "estimated_minutes": generation.ESTIMATED_SECONDS // 60,
         "cut_count": settings.GENERATION_CUTS_COUNT,
         "earlier": earlier,

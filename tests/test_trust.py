@@ -358,15 +358,17 @@ def test_price_filter_has_dollars_and_won_with_separators(settings):
 def test_paid_buttons_show_their_price(alice_client, user, offline):
     session = make_session(user, cuts=16)
     page = alice_client.get(f"/characters/sessions/{session.public_id}/").content.decode()
-    assert "추가 생성 (4컷) · $0.08 · ₩112" in page
-    assert "다시 생성 · $0.02 · ₩28" in page
+    # Priced like the ledger (FAL_PRICES): Kontext $0.04 an image, flux-lora $0.035/MP.
+    assert "추가 생성 (4컷) · $0.16 · ₩224" in page
+    assert "다시 생성 · $0.04 · ₩56" in page
     boss = trained_character(user)
     detail = alice_client.get(boss.get_absolute_url()).content.decode()
-    assert "테스트 생성 · $0.03 · ₩42" in detail
+    assert "테스트 생성 · $0.04 · ₩49" in detail
     style = alice_client.get(f"/characters/new/{session.photo.public_id}/style/").content.decode()
-    assert "24컷 생성 시작 · $0.48 · ₩672" in style
+    assert "24컷 생성 시작 · <span data-chosen-price>$0.96 · ₩1,344</span>" in style
+    assert style.count('data-testid="style-price"') == 6  # each style its own price
     jobs_page = alice_client.get("/jobs/").content.decode()
-    assert "생성 · $0.03 · ₩42" in jobs_page
+    assert "생성 · $0.04 · ₩49" in jobs_page
 
 
 # --- no silent second paid set; unfinished work listed, resumed or discarded -------------------
@@ -591,5 +593,5 @@ def test_episode_editor_shows_the_panel_price_and_korean_sizes(alice_client, use
     created = api_post(alice_client, "episode/", {"title": "1화"})
     episode_id = created.json()["episode_id"]
     html = alice_client.get(f"/episodes/{episode_id}/").content.decode()
-    assert "컷 생성 · 1컷당 $0.03 · ₩42" in html
+    assert "컷 생성 · 1컷당 $0.03 · ₩36" in html
     assert ">세로 4:3<" in html and ">portrait_4_3<" not in html and "LoRA 강도" not in html

@@ -88,6 +88,14 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form[data-testid=scene-two]").forEach(checkPair);
   });
+  // Style step: the price shown follows the chosen style (each style is a different model).
+  document.addEventListener("change", function (event) {
+    var radio = event.target.closest("input[name=style_id][data-price]");
+    if (!radio) return;
+    radio.form.querySelectorAll("[data-chosen-price]").forEach(function (span) {
+      span.textContent = radio.dataset.price;
+    });
+  });
   // A click on the backdrop closes the zoom dialog too.
   document.addEventListener("click", function (event) {
     if (event.target.id === "zoom") event.target.close();

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from webtoon.exceptions import DomainError
 from webtoon.ui.jobs import job_rows
-from webtoon.ui.money import price_text, unit_price
+from webtoon.ui.money import call_price, price_text
 
 from . import queries, services
 from .forms import ImageJobForm
@@ -32,7 +32,9 @@ def job_list(request):
     jobs = queries.jobs_for(request.user)
     page = Paginator(jobs, JOBS_PER_PAGE).get_page(request.GET.get("page"))
     context = {"form": form, "jobs": job_rows(page.object_list), "page": page}
-    context["quick_price"] = price_text(unit_price("COST_PER_LORA_INFERENCE"))
+    context["quick_price"] = price_text(
+        call_price("lora", {"image_size": "square_hd"}, "COST_PER_LORA_INFERENCE")
+    )
     return render(request, "jobs/job_list.html", context)
 
 

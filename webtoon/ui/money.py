@@ -23,6 +23,16 @@ def unit_price(setting: str, count: int = 1) -> Decimal:
     return (Decimal(str(getattr(settings, setting))) * count).quantize(Decimal("0.01"))
 
 
+def call_price(endpoint_key: str, arguments: dict, fallback_setting: str) -> Decimal:
+    """What one call costs, priced like the ledger (FAL_PRICES per endpoint, per megapixel or
+    per image), so a button's price is the job's own estimate."""
+    from webtoon.jobs import pricing  # lazy: the jobs app imports this module's callers
+
+    endpoint = settings.FAL_ENDPOINTS[endpoint_key]
+    fallback = Decimal(str(getattr(settings, fallback_setting)))
+    return pricing.estimate(endpoint, arguments, fallback)
+
+
 def paid_label(label: str, usd) -> str:
     """A paid button's text: "씬 생성 · $0.03 · ₩42"."""
     return _("%(label)s · %(price)s") % {"label": label, "price": price_text(usd)}

@@ -23,6 +23,8 @@ def size_label(key) -> str:
 
 
 @register.simple_tag
-def unit_price(setting: str, count: int = 1) -> str:
-    """{% unit_price "COST_PER_LORA_INFERENCE" %} → "$0.03 · ₩42"."""
-    return money.price_text(money.unit_price(setting, count))
+def lora_price(image_size: str) -> str:
+    """{% lora_price "portrait_4_3" %}: one LoRA image of that size, priced like the ledger."""
+    return money.price_text(
+        money.call_price("lora", {"image_size": image_size}, "COST_PER_LORA_INFERENCE")
+    )
