@@ -20,6 +20,7 @@ picture, seed, cost and each character's identity come back as for any scene.
 
 from __future__ import annotations
 
+import logging
 import random
 from decimal import Decimal
 
@@ -38,6 +39,8 @@ from webtoon.jobs.models import CallState, HostedFile, Job
 from webtoon.media import media_url
 
 from .models import Scene, SceneCharacter
+
+logger = logging.getLogger(__name__)
 
 LORA, REFERENCE = "lora", "reference"
 METHODS = (LORA, REFERENCE)
@@ -208,7 +211,14 @@ def prepare_job(job: Job) -> None:
     refs = scene.inputs.get("references") or {}
     names = [r["image"] for role in sorted(refs) for r in refs[role]]
     for call in job.calls.filter(state=CallState.PENDING):
-        call.arguments["image_urls"] = [hosted_url(name, call.backend) for name in names]
+        urls = []
+        for name in names:
+            try:
+                urls.append(hosted_url(name, call.backend))
+            except (FileNotFoundError, OSError) as exc:  # gone since it was chosen
+                logger.warning("reference %s of scene %s unreadable: %r", name, scene.pk, exc)
+        # None readable: fal refuses the empty list (422) and the scene says it failed.
+        call.arguments["image_urls"] = urls
         call.save(update_fields=["arguments"])
 
 
