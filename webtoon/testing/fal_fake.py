@@ -580,6 +580,18 @@ class FalFake:
             and now - r.started_at < self._run_seconds(r)
         )
 
+    def _start_waiting(self, now: float) -> None:
+        """An account of N slots: fal's runners take the oldest waiting requests as slots
+        free up, whether or not anybody polls them (an orphan whose submit answer was lost
+        runs too, and does not block the queue behind it forever)."""
+        if self.concurrency is None:
+            return
+        waiting = [r for r in self.requests.values() if r.started_at is None and not r.cancelled]
+        for request in sorted(waiting, key=lambda r: r.submitted_at):
+            if self._running_count(now) >= self.concurrency or request.status_polls > 0:
+                return  # full, or the head is polled: its own poll starts it
+            request.started_at = now  # nobody polls it: fal's runner takes it all the same
+
     def _first_waiting(self, fake: FakeRequest) -> bool:
         """fal's queue is first in, first out: a free slot goes to the oldest request
         still waiting, whoever polls first."""
@@ -611,6 +623,7 @@ class FalFake:
                     },
                 )
             if fake.started_at is None:
+                self._start_waiting(now)
                 slots_free = self.concurrency is None or (
                     self._running_count(now) < self.concurrency and self._first_waiting(fake)
                 )
