@@ -134,6 +134,10 @@ def test_completed_with_error_is_resubmitted(user, fal):
     job = run_to_end(job)
     assert job.state == JobState.SUCCEEDED
     assert len(fal.submissions) == 2
+    # A crashed runner is infrastructure: retried and, by fal's FAQ (5xx), not charged.
+    charges = list(CallAttempt.objects.filter(call__job=job).order_by("number"))
+    assert [a.charge for a in charges] == ["none", "charged"]
+    assert float(job.cost_recorded) == pytest.approx(0.035)
 
 
 def test_status_timeouts_and_malformed_replies_are_survived(user, fal):

@@ -426,21 +426,6 @@ def test_what_fal_marks_retryable_is_tried_again(user, fal):
     assert len(fal.submissions) == 2
 
 
-def test_a_crashed_runner_is_retried_and_not_charged(user, fal):
-    fal.complete_with_error(LORA, "runner crashed")
-    job = image_job(user)
-    for _ in range(10):
-        job = services.advance_job(job.pk)
-        if len(fal.submissions) == 2:
-            break
-    fal.completion_errors.clear()
-    job = run_to_end(job)
-    assert job.state == JobState.SUCCEEDED
-    charges = list(CallAttempt.objects.filter(call__job=job).order_by("number"))
-    assert [a.charge for a in charges] == [Charge.NONE, Charge.CHARGED]
-    assert job.cost_recorded == Decimal("0.035")
-
-
 def test_a_refusal_at_submit_is_not_charged(user, fal):
     fal.fail("submit", status=400, body={"detail": "bad request"})
     job = run_to_end(image_job(user))
