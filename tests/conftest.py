@@ -15,6 +15,35 @@ from webtoon.testing.fal_fake import FalFake
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
+# The second `make test` pass (PostgreSQL + Redis) runs only the tests whose outcome can
+# depend on the database or cache kind (issue 19: the whole suite twice took 14 minutes):
+# row locks and concurrent writers, the limits, claims and leases of the job engine, the
+# account's admission under a lock, what PostgreSQL refuses (NUL), migrations, the soak's
+# SQL checks, owner scoping, and the caches (Redis in that pass). Everything else is plain
+# ORM and Python and runs once, on SQLite. A test may also say so itself:
+# `@pytest.mark.dbkind`.
+DBKIND_MODULES = {
+    "tests.test_limits",
+    "tests.test_engine",
+    "tests.test_fal_reality",
+    "tests.test_soak_checks",
+    "tests.test_nul_input",
+    "tests.test_text_input",
+    "tests.test_operations",
+    "tests.test_scoping",
+    "tests.characters.test_status_cache",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        postgres_only = any(
+            "PostgreSQL" in str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif")
+        )
+        if postgres_only or item.module.__name__ in DBKIND_MODULES:
+            item.add_marker(pytest.mark.dbkind)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Debounce keys (refresh requests, cut rechecks) must not leak from one test to the next."""
