@@ -669,3 +669,17 @@ def test_the_fakes_own_webhooks_adopt_an_orphan_end_to_end(client, user, fal, pu
     assert answer.status_code == 200
     job = run_to_end(job)
     assert job.state == JobState.SUCCEEDED and len(fal.submissions) == 1
+
+
+def test_an_orphan_holds_a_slot_only_for_a_while(user, bob, fal, settings, public_site, by_hand):
+    settings.FAL_ACCOUNT_CONCURRENCY = 1
+    settings.FAL_ORPHAN_SLOT_SECONDS = 120
+    fal.lost_submit_answers = 1
+    lost = services.advance_job(image_job(user, prompt="alice").pk)
+    assert lost.calls.get().state == CallState.ORPHANED
+    waiting = services.advance_job(image_job(bob, prompt="bob").pk)
+    assert waiting.calls.get().state == CallState.PENDING  # the orphan may be running at fal
+    with time_machine.travel(timezone.now() + timedelta(seconds=121)):
+        waiting = services.advance_job(waiting.pk)
+    assert waiting.calls.get().state == CallState.SUBMITTED
+    assert len(fal.submissions) == 2

@@ -286,6 +286,9 @@ FAL_ACCOUNT_CONCURRENCY = env.int("FAL_ACCOUNT_CONCURRENCY", default=0)
 # While fal refuses the account (401/403 locked), one request is let through this often to see
 # whether it works again.
 FAL_ACCOUNT_PROBE_SECONDS = env.int("FAL_ACCOUNT_PROBE_SECONDS", default=60)
+# A request whose submit answer was lost may be running at fal: it counts against the slots
+# for this long at most (a submit that never reached fal must not hold one until its deadline).
+FAL_ORPHAN_SLOT_SECONDS = env.int("FAL_ORPHAN_SLOT_SECONDS", default=120)
 # Prices per endpoint: "<amount>/mp" (per megapixel of each output image, 1024² = 1 MP),
 # "/image", "/run" or "/step". FAL_PRICES="fal-ai/flux-lora=0.035/mp,fal-ai/x=0.05/image"
 # adds or replaces entries. An endpoint not listed costs its kind's COST_PER_* below.

@@ -95,9 +95,7 @@ def admit(job, calls: list[RemoteCall], now, *, max_count: int) -> list[RemoteCa
     backend = calls[0].backend
     with transaction.atomic():
         _lock()
-        in_flight = RemoteCall.objects.filter(
-            backend=backend, state__in=IN_FLIGHT_CALL_STATES
-        ).count()
+        in_flight = RemoteCall.objects.filter(holding_slot(backend, now)).count()
         free = settings.FAL_ACCOUNT_CONCURRENCY - in_flight
         order = fair_order(backend, now)
         head = set(order[: max(0, free)])
@@ -105,6 +103,17 @@ def admit(job, calls: list[RemoteCall], now, *, max_count: int) -> list[RemoteCa
         marked = mark_submitting(mine, now)
     _note_positions(calls, marked, order)
     return marked
+
+
+def holding_slot(backend: str, now) -> Q:
+    """Calls that hold one of the account's slots: at fal or on their way. An orphan (its
+    submit answer lost) may be running at fal, so it holds a slot, but only for
+    FAL_ORPHAN_SLOT_SECONDS: had fal taken it, it has finished by then (its webhook may come
+    later), and a submit that never reached fal must not hold a slot until its deadline."""
+    since = now - timedelta(seconds=settings.FAL_ORPHAN_SLOT_SECONDS)
+    live = Q(state__in=[s for s in IN_FLIGHT_CALL_STATES if s != CallState.ORPHANED])
+    recent_orphan = Q(state=CallState.ORPHANED, last_checked_at__gte=since)
+    return Q(backend=backend) & (live | recent_orphan)
 
 
 def _lock() -> None:
@@ -140,7 +149,7 @@ def fair_order(backend: str, now) -> list[int]:
         return []
     busy = Counter(
         RemoteCall.objects.filter(
-            backend=backend, state__in=IN_FLIGHT_CALL_STATES, job__owner_id__in=list(by_user)
+            holding_slot(backend, now), job__owner_id__in=list(by_user)
         ).values_list("job__owner_id", flat=True)
     )
     served = dict(
@@ -182,7 +191,7 @@ def next_in_line(backend: str, now, *, exclude_job: int | None = None) -> list[i
     """Jobs whose calls would get the slots free right now (to wake their runners)."""
     if not limited() or paused() is not None:
         return []
-    in_flight = RemoteCall.objects.filter(backend=backend, state__in=IN_FLIGHT_CALL_STATES).count()
+    in_flight = RemoteCall.objects.filter(holding_slot(backend, now)).count()
     free = settings.FAL_ACCOUNT_CONCURRENCY - in_flight
     if free <= 0:
         return []

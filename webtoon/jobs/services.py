@@ -225,8 +225,9 @@ def _only_held(job: Job) -> bool:
     return bool(getattr(job, "held_calls", 0)) and not getattr(job, "in_flight_calls", 0)
 
 
-def advance_job(job_id: int) -> Job:
-    """One pass over a job: submit what is due, poll what is in flight, finish if done."""
+def advance_job(job_id: int, *, wake_others: bool = True) -> Job:
+    """One pass over a job: submit what is due, poll what is in flight, finish if done.
+    `wake_others`: hand the account slots this pass freed to the jobs next in line."""
     job = Job.objects.select_related("owner").get(pk=job_id)
     if job.is_terminal:
         return job
@@ -282,7 +283,8 @@ def advance_job(job_id: int) -> Job:
     job.added_calls = not job.is_terminal and any(
         c.state == CallState.PENDING and c.pk not in known for c in job.calls.all()
     )
-    _wake_next(job)
+    if wake_others:
+        _wake_next(job)
     return job
 
 
@@ -318,14 +320,22 @@ def _hold(job: Job, kind: JobKind, held: list[RemoteCall], open_calls: list[Remo
 
 
 def _wake_next(job: Job) -> None:
-    """Slots freed by this pass go to the calls first in line: wake their runners."""
+    """Slots freed by this pass go to the calls first in line. A job that waits has no
+    runner (it exited, holding no worker): this runner takes its lease and gives it one pass
+    right here, so the slot is used at once instead of after a trip through the task queue;
+    the job then gets a runner of its own to follow what it submitted."""
     if not account.limited():
         return
     backend = settings.WEBTOON_BACKEND
     for job_id in account.next_in_line(backend, timezone.now(), exclude_job=job.pk):
-        other = Job.objects.filter(pk=job_id).first()
-        if other is not None:
-            poke(other)
+        if not claim(job_id):
+            continue  # its own runner holds it and will take the slot
+        try:
+            other = advance_job(job_id, wake_others=False)
+        finally:
+            release(job_id)
+        if not other.is_terminal and not _only_held(other):
+            async_task(RUN_JOB_TASK, job_id)
 
 
 def wake_waiting() -> int:
@@ -364,6 +374,7 @@ def _fail_unknown_submit(call: RemoteCall, message: str, now) -> bool:
     passes, it fails as submit_unknown. True when the call failed."""
     if webhook_url(call) and call.state != CallState.ORPHANED:
         call.state, call.error_code, call.error_message = CallState.ORPHANED, "", str(message)
+        call.last_checked_at = now  # orphaned since (account.holding_slot)
         call.save()
         CallAttempt.objects.filter(call=call, number=call.attempts).update(outcome="orphaned")
         return False
