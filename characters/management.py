@@ -136,6 +136,10 @@ def character_files(character: Character) -> set[str]:
     names |= {s.image.name for s in character.samples.all()}
     names |= {g.image.name for g in character.gallery.all()}
     names |= {s.image.name for s in character.sweep.all()} | {character.reference_sheet.name}
+    # Reference-mode images copied out of the training ZIP (characters.references); the cuts
+    # and the photo it may refer to are not the character's own copies.
+    names |= {r.get("image") for r in character.reference_images or []
+              if r.get("source") == "sheet"}
     return {n for n in names if n}
 
 

@@ -472,3 +472,19 @@ def test_character_page_compares_lora_and_reference_scenes_on_identity(alice_cli
     text = " ".join(re.sub(r"<[^>]+>", " ", box).split())
     assert f"LoRA 씬 3개 · 닮음 거리 중앙값 {statistics.median([0.2, 0.3, 0.4]):.2f}" in text
     assert "참조 이미지 씬 2개 · 닮음 거리 중앙값 0.43" in text
+
+
+def test_purging_a_character_deletes_its_copied_reference_images(
+    alice_client, user, fal, django_capture_on_commit_callbacks
+):
+    from characters.management import purge_character
+
+    kim = curated_character(user, with_cuts=False, status="active")
+    kim.training_data.save(f"u/{user.pk}/training/p.zip", ContentFile(training_zip("x", 2)))
+    run(alice_client, django_capture_on_commit_callbacks, "generate-with-character",
+        {"character_id": str(kim.public_id), "location": "사무실"})
+    kim.refresh_from_db()
+    copies = [r["image"] for r in kim.reference_images]
+    assert len(copies) == 2 and all(default_storage.exists(n) for n in copies)
+    purge_character(kim)
+    assert not any(default_storage.exists(n) for n in copies)
