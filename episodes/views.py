@@ -11,10 +11,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from characters.presenters import STYLE_ICONS
+from scenes import reference as scene_reference
 from scenes import services as scenes
 from scenes.vocabulary import EXPRESSIONS, PLACES, SITUATIONS
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.params import uuid_or_none
+from webtoon.ui.money import price_text
 
 from . import platforms, presenters, queries, rendering, services
 
@@ -107,6 +109,9 @@ def editor(request, episode_id):
         "sizes": scenes.IMAGE_SIZES,
         "max_batch": services.MAX_BATCH,
         "gallery": [{"id": str(s.public_id), "prompt": s.prompt} for s in gallery],
+        # Issue 17: a character not trained yet makes panels from its reference images.
+        "reference_price": price_text(scene_reference.unit_cost(scenes.ONE_SIZE)),
+        "reference_explanation": _(scene_reference.EXPLANATION),
     }
     return render(request, EDITOR, context)
 

@@ -488,3 +488,19 @@ def test_purging_a_character_deletes_its_copied_reference_images(
     assert len(copies) == 2 and all(default_storage.exists(n) for n in copies)
     purge_character(kim)
     assert not any(default_storage.exists(n) for n in copies)
+
+
+def test_episode_editor_offers_the_method_and_its_form_makes_a_reference_panel(
+    alice_client, user, fal, django_capture_on_commit_callbacks
+):
+    kim = curated_character(user, status="training")
+    episode = alice_client.post("/api/episode/", {"title": "1화"},
+                                content_type="application/json").json()
+    page = alice_client.get(f"/episodes/{episode['episode_id']}/").content.decode()
+    assert 'data-testid="panel-method"' in page and "참조 이미지 · $0.02" in page
+    assert "김대리" in page  # a character still training is offered for panels
+    with django_capture_on_commit_callbacks(execute=True):
+        alice_client.post(f"/episodes/{episode['episode_id']}/panels/generate/",
+                          {"character_a": str(kim.public_id), "location": "사무실",
+                           "method": "reference", "count": "1"})
+    assert [r.endpoint for r in fal.submissions] == [EDIT]
