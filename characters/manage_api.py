@@ -10,7 +10,7 @@ from ninja import Field, Query, Router, Schema, Status
 
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
-from . import management, queries, training
+from . import management, queries, references, training
 from .schemas import IdentityOut
 from .training import character_for
 
@@ -27,6 +27,18 @@ class SweepImageOut(Schema):
     url: str | None
     identity: IdentityOut | None
     chosen: bool
+
+
+class MethodStatsOut(Schema):
+    count: int = Field(description="finished scenes showing the character")
+    measured: int = Field(description="of them, with a face measured against the photo")
+    same: int = Field(description="of them, judged the same person")
+    median_distance: float | None = Field(description="median identity distance; lower = closer")
+
+
+class MethodComparisonOut(Schema):
+    lora: MethodStatsOut
+    reference: MethodStatsOut
 
 
 class CharacterOut(Schema):
@@ -58,6 +70,8 @@ class CharacterOut(Schema):
     recommended_scale_reason: str
     sweep_running: bool
     sweep_images: list[SweepImageOut]
+    # issue 17: its LoRA scenes vs its reference scenes on identity (detail only)
+    method_comparison: MethodComparisonOut | None = None
 
 
 class CharacterListOut(Schema):
@@ -116,7 +130,9 @@ def character_list(request, params: Query[PageIn]):
 
 @router.get("/{uuid:character_id}", response={200: CharacterOut, **ERRORS})
 def character_detail(request, character_id: UUID):
-    return management.character_dict(character_for(request.auth, character_id))
+    character = character_for(request.auth, character_id)
+    return {**management.character_dict(character),
+            "method_comparison": references.method_comparison(character)}
 
 
 @router.patch("/{uuid:character_id}", response={200: CharacterOut, **ERRORS})

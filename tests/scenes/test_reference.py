@@ -467,6 +467,11 @@ def test_character_page_compares_lora_and_reference_scenes_on_identity(alice_cli
                 lora_url="", scale=0.0,
                 identity={"distance": d, "verdict": "same", "near_copy": False},
             )
+    api_view = alice_client.get(f"/api/character/{kim.public_id}").json()["method_comparison"]
+    assert api_view == {
+        "lora": {"count": 3, "measured": 3, "same": 3, "median_distance": 0.3},
+        "reference": {"count": 2, "measured": 2, "same": 2, "median_distance": 0.425},
+    }
     page = alice_client.get(f"/characters/{kim.public_id}/").content.decode()
     box = re.search(r'data-testid="method-comparison".*?</section>', page, re.S).group(0)
     text = " ".join(re.sub(r"<[^>]+>", " ", box).split())
