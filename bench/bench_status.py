@@ -74,9 +74,12 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     print(f"machine: {machine_note()}; database: {db_label()}")
     token, job = seed()
     queries_first, queries_later, enqueued_inline = count_queries(token, job)
+    queries_cold = count_cold_queries(token, job)
     print(
-        f"queries per status request: {queries_later} "
-        f"(the first one, which claims the refresh and enqueues run_job: {queries_first})"
+        f"queries per status request: {queries_later} while its rows are reused "
+        f"(STATUS_CACHE_SECONDS), {queries_cold} with every cache empty (token, job, call, "
+        f"character, account); the first one, which claims the refresh and enqueues run_job: "
+        f"{queries_first}"
     )
     print(f"in-process: 21 status reads enqueued {enqueued_inline} run_job task(s)")
 
@@ -146,7 +149,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     )
     print("JSON " + json.dumps({
         "summary": summary, "enqueued": enqueued, "status_requests": status_requests,
-        "queries": queries_later, "queries_first": queries_first,
+        "queries": queries_later, "queries_first": queries_first, "queries_cold": queries_cold,
     }))  # fmt: skip
     if enqueued > windows or any(r["errors"] for runs in results.values() for r in runs):
         sys.exit(1)
@@ -236,6 +239,20 @@ def count_queries(token: str, job) -> tuple[int, int, int]:
         for sql in [*first.statements, "--", *later.statements]:
             print("   ", sql[:100])
     return len(first), len(later), OrmQ.objects.count() - before
+
+
+def count_cold_queries(token: str, job) -> int:
+    """The SQL of a status read that finds no cache entry (the token, the rows, the account
+    state): what a lone poller pays when its reads are further apart than the caches last."""
+    from django.core.cache import cache
+    from django.test import Client
+
+    client = Client(headers={"authorization": f"Bearer {token}"})
+    cache.clear()
+    with QueryLog() as cold:
+        response = client.get(f"/api/character/training-status/{job.public_id}")
+    assert response.status_code == 200, (response.status_code, response.content)
+    return len(cold)
 
 
 # --- server and load --------------------------------------------------------------------------
