@@ -276,7 +276,14 @@ class OfflineBackend(ImageBackend):
         }
 
 
+KOREAN_FONT = Path("/usr/share/fonts/truetype/nanum/NanumGothic.ttf")
+
+
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Debian's fonts-nanum when present (the prompt may hold Korean words), else Pillow's
+    built-in font."""
+    if KOREAN_FONT.exists():
+        return ImageFont.truetype(str(KOREAN_FONT), size)
     return ImageFont.load_default(size=size)
 
 
