@@ -365,8 +365,9 @@ def regenerate(*, owner, scene_id) -> Scene:
         raise InvalidInput(_("이 씬의 캐릭터가 삭제되어 다시 만들 수 없습니다."))
     warnings = [w for w in old.warnings if w not in separation.OUTCOME_MESSAGES]
     return _create(
-        owner, old.mode, old.prompt, cast, old.image_size, old.steps, old.inputs, warnings,
-        separate=old.separate_identities,
+        owner, old.mode, old.prompt, cast, old.image_size, old.steps,
+        {k: v for k, v in old.inputs.items() if k != "twin"},  # a new scene: not compared yet
+        warnings, separate=old.separate_identities,
     )
 
 

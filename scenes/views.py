@@ -98,6 +98,8 @@ def page_scene(scene) -> dict:
         cast["name"] = names.get(cast["role"], cast["trigger_word"])
     row["size_label"] = size_label(scene.image_size)
     row["method_label"] = _(reference.METHOD_LABELS.get(row["method"], "")) if row["method"] else ""
+    if row["compare_scene_id"] and reference.twin_of(scene) is None:
+        row["compare_scene_id"] = None  # its twin was deleted: it may be compared again
     row["can_compare"] = not row["compare_scene_id"] and reference.can_compare(scene)
     row["compare_price"] = reference.compare_price(scene) if row["can_compare"] else 0
     return row

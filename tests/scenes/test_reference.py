@@ -428,6 +428,10 @@ def test_compare_makes_the_same_scene_the_other_way_side_by_side_with_identity(
     columns = re.findall(r'data-testid="compare-(lora|reference)"', page)
     assert columns == ["lora", "reference"]
     assert page.count("닮음 · 높음") == 2
+    # A regenerated scene is a new one, not part of the pair.
+    again = run(alice_client, django_capture_on_commit_callbacks,
+                f"{first['scene_id']}/regenerate", None).json()
+    assert again["method"] == "lora" and again["compare_scene_id"] is None
 
 
 def test_compare_of_an_untrained_characters_reference_scene_is_422(
