@@ -53,10 +53,14 @@ def in_flight(user, n: int = 1) -> tuple[Job, RemoteCall]:
 
 class Queries:
     def __init__(self):
-        self.count = 0
+        self.statements = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
 
     def __call__(self, execute, sql, params, many, context):
-        self.count += 1
+        self.statements.append(sql)
         return execute(sql, params, many, context)
 
 
@@ -130,10 +134,38 @@ def test_the_account_pause_shows_in_the_next_poll(client, user, raw_token):
     assert read(client, job, raw_token).json()["wait_message"] == "대기 중 (앞에 3건)"
 
 
-def test_the_reconciler_enqueues_every_job_in_batches(user, monkeypatch):
+def _stale_jobs(user, n: int) -> list[Job]:
+    created = [in_flight(user, i)[0] for i in range(n)]
+    stale = timezone.now() - timedelta(minutes=5)
+    Job.objects.filter(pk__in=[j.pk for j in created]).update(last_checked_at=stale)
+    return created
+
+
+def test_the_reconciler_bulk_inserts_into_the_orm_queue(user, monkeypatch):
+    from django_q.brokers.orm import ORM
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+    from django_q.signing import SignedPackage
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # the ORM broker, as a deployment without Redis
+    monkeypatch.setattr(jobs, "get_broker", lambda: ORM(list_key=Conf.CLUSTER_NAME))
+    monkeypatch.setattr(jobs, "RECONCILE_BATCH", 3)
+    created = _stale_jobs(user, 7)
+    queries = Queries()
+    with connection.execute_wrapper(queries):
+        assert jobs.reconcile() == 7
+    inserts = [sql for sql in queries.statements if sql.startswith("INSERT")]
+    assert len(inserts) == 3  # one INSERT per batch of 3, not one per task
+    tasks = [SignedPackage.loads(row.payload) for row in OrmQ.objects.all()]
+    assert sorted(t["args"][0] for t in tasks) == sorted(j.pk for j in created)
+    assert {t["func"] for t in tasks} == {jobs.RUN_JOB_TASK}
+
+
+def test_the_reconciler_enqueues_in_transactions_on_other_brokers(user, monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)  # a real broker, not the suite's inline queue
+    monkeypatch.setattr(jobs, "get_broker", lambda: object())  # e.g. Redis
     monkeypatch.setattr(jobs, "RECONCILE_BATCH", 3)
     enqueued = []
 
@@ -142,9 +174,7 @@ def test_the_reconciler_enqueues_every_job_in_batches(user, monkeypatch):
         enqueued.append((job_id, tuple(connection.savepoint_ids)))
 
     monkeypatch.setattr(jobs, "async_task", async_task)
-    stale = timezone.now() - timedelta(minutes=5)
-    created = [in_flight(user, n)[0] for n in range(7)]
-    Job.objects.filter(pk__in=[j.pk for j in created]).update(last_checked_at=stale)
+    created = _stale_jobs(user, 7)
     assert jobs.reconcile() == 7
     assert sorted(job_id for job_id, _ in enqueued) == sorted(j.pk for j in created)
     batches = [ids for _, ids in enqueued]
