@@ -36,7 +36,8 @@ def test_browser_scene_by_reference_while_the_character_is_still_training(
     chosen = select.locator("option:checked").inner_text()
     assert "김대리 (학습 중 · 참조 이미지로 사용)" in chosen
     choice = one.get_by_test_id("method-choice")
-    assert "학습 전에도 바로 사용 · 닮음 정도는 학습 후가 더 높을 수 있습니다" in choice.inner_text()
+    explanation = "학습 전에도 바로 사용 · 닮음 정도는 학습 후가 더 높을 수 있습니다"
+    assert explanation in choice.inner_text()
     assert "참조 이미지 · $0.02" in choice.inner_text()
     one.locator("input[name=method][value=reference]").check()
     one.locator("input[name=expression]").fill("웃으며 설명")
