@@ -88,12 +88,13 @@ soak-sqlite: install
 
 # The multi-machine layout on one host: PostgreSQL + Redis + SeaweedFS (media on S3), two
 # gunicorn processes, two qclusters killed as in `make soak` (docs/OPERATIONS.md "Proof").
-SOAK_CLUSTER_USERS ?= 12
+SOAK_CLUSTER_USERS ?= 8
 SOAK_CLUSTER_DB_URL ?= postgres://postgres@127.0.0.1:5432/webtoon_soak_cluster
 
 soak-cluster: install
 	$(PY) soak/run.py --cluster --users $(SOAK_CLUSTER_USERS) --db postgres \
-		--database-url $(SOAK_CLUSTER_DB_URL) --redis-url redis://127.0.0.1:6379/8 $(SOAK_ARGS)
+		--database-url $(SOAK_CLUSTER_DB_URL) --redis-url redis://127.0.0.1:6379/8 --settle 600 \
+		$(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) data
