@@ -57,7 +57,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from PIL import Image
 
 from characters import management
-from characters.models import Character, CharacterImage
+from characters.models import Character, CharacterImage, SweepImage
 from episodes import services as episode_services
 from episodes.models import Export
 from scenes.models import Scene, SceneCharacter
@@ -163,6 +163,14 @@ def build_world(user, mark: str) -> World:
     gallery = CharacterImage.objects.create(
         character=character, version=character.current_version, prompt=f"{mark} 테스트",
         scale=0.8, image=_save(user, "gallery", "jpg", jpeg((90, 10, 10), (64, 64))),
+    )
+    # Issue 16's files: the reference sheet and one image of the scale sweep.
+    Character.objects.filter(pk=character.pk).update(
+        reference_sheet=_save(user, "sheets", "png", picture((80, 100)))
+    )
+    SweepImage.objects.create(
+        character=character, version=character.current_version, scale=0.8, prompt_number=1,
+        prompt=f"{mark} 비교", image=_save(user, "sweep", "jpg", jpeg((20, 90, 20), (64, 64))),
     )
     job = jobs.create_job(
         owner=user, kind="image",
