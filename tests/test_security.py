@@ -17,7 +17,7 @@ from django.utils.module_loading import import_string
 from webtoon import settings as production_settings
 from webtoon.accounts.models import ApiToken
 from webtoon.accounts.services import revoke_api_token
-from webtoon.jobs.models import CallAttempt, Job, JobState, RemoteCall
+from webtoon.jobs.models import CallAttempt, FalAccount, Job, JobState, RemoteCall
 from webtoon.logsafety import REDACTED, RedactSecrets, redact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,13 +272,16 @@ def test_fal_errors_that_echo_the_key_never_leak(
     leaky_fal, alice_client, admin_client, caplog, django_capture_on_commit_callbacks
 ):
     fal, echo = leaky_fal
-    # Job 1: fal refuses the key (401). Job 2: fal-client's own retry on 429 (it logs the
-    # reply), then 500s until our attempts run out.
-    fal.fail("submit", status=401, body={"detail": f"Invalid key {FAL_KEY}; headers: {echo}"})
+    # Job 1: fal-client's own retry on 429 (it logs the reply), then 500s until our attempts
+    # run out. Job 2: fal refuses the key (401): the account is paused (circuit breaker) and
+    # the job waits; the refusal is kept for support.
     fal.fail("submit", status=429, times=2, body={"detail": f"slow down, Key {FAL_KEY}"})
-    fal.fail("submit", status=500, times=10, body={"detail": [{"msg": FAL_SECRET, "h": echo}]})
+    fal.fail("submit", status=500, times=10, body={"detail": [{"msg": FAL_SECRET, "h": echo}]},
+             match=lambda a: "dog" in a.get("prompt", ""))
+    fal.fail("submit", status=401, body={"detail": f"Invalid key {FAL_KEY}; headers: {echo}"},
+             match=lambda a: "cat" in a.get("prompt", ""))
     jobs = []
-    for prompt in ("a cat at a desk", "a dog on a bike"):
+    for prompt in ("a dog on a bike", "a cat at a desk"):
         with django_capture_on_commit_callbacks(execute=True):
             response = alice_client.post(
                 "/api/jobs/image", {"prompt": prompt}, content_type="application/json"
@@ -288,14 +291,19 @@ def test_fal_errors_that_echo_the_key_never_leak(
 
     for job in jobs:
         job.refresh_from_db()
-        assert job.state == JobState.FAILED
-    assert jobs[0].error_message.startswith("fal 401: Invalid key [REDACTED]")
-    assert jobs[1].error_message.startswith("fal 500:")
+    assert jobs[0].state == JobState.FAILED
+    assert jobs[0].error_message.startswith("fal 500:")
+    assert jobs[1].state == JobState.RUNNING  # waits for the account, not failed
+    refusal = FalAccount.objects.get(pk=1).reason
+    assert refusal.startswith("fal 401: Invalid key [REDACTED]")
+    attempt = CallAttempt.objects.get(call__job=jobs[1])
+    assert attempt.error_message.startswith("fal 401: Invalid key [REDACTED]")
     assert "Retrying request" in caplog.text  # fal-client did log the 429 reply
 
     stored = [j.error_message for j in Job.objects.all()]
     stored += [c.error_message + c.last_log for c in RemoteCall.objects.all()]
     stored += [a.error_message for a in CallAttempt.objects.all()]
+    stored += [refusal]
     assert len(stored) >= 6
     pages = [alice_client.get("/jobs/").content.decode()]
     for job in jobs:
@@ -306,8 +314,10 @@ def test_fal_errors_that_echo_the_key_never_leak(
                 admin_client.get(f"/admin/jobs/remotecall/{call.pk}/change/").content.decode()
             )
     pages.append(admin_client.get("/admin/jobs/job/").content.decode())
-    assert "fal 401: Invalid key [REDACTED]" in pages[1]  # the API's per-output error
-    assert "fal 401: Invalid key [REDACTED]" in pages[2]  # support still sees what fal said
+    pages.append(admin_client.get("/admin/jobs/falaccount/1/change/").content.decode())
+    assert "fal 500:" in pages[1]  # the API's per-output error
+    assert "fal 401: Invalid key [REDACTED]" in pages[-1]  # support still sees what fal said
+    assert 'data-testid="fal-account-paused"' in pages[-2]  # and the banner on every page
     _assert_no_secret(caplog.text, *stored, *pages)
 
 
