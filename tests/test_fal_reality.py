@@ -683,3 +683,27 @@ def test_an_orphan_holds_a_slot_only_for_a_while(user, bob, fal, settings, publi
         waiting = services.advance_job(waiting.pk)
     assert waiting.calls.get().state == CallState.SUBMITTED
     assert len(fal.submissions) == 2
+
+
+def test_a_webhook_adopts_a_call_whose_worker_died_before_any_pass_saw_it(
+    client, user, fal, signing_key, public_site
+):
+    """The worker sent the submit and died: the call still reads SUBMITTING when fal's
+    webhook comes (before the next pass would call it an orphan). It is adopted all the same,
+    and the next pass follows it instead of failing it."""
+    from webtoon.jobs.account import mark_submitting
+
+    job = image_job(user)
+    call = job.calls.get()
+    mark_submitting([call], timezone.now())
+    from webtoon.imaging import get_backend
+
+    request_id = get_backend("fal").submit(
+        LORA, call.arguments, webhook_url=services.webhook_url(call)
+    )
+    sent = fal.submissions[0]
+    assert _webhook(client, signing_key, request_id, sent.webhook_url).status_code == 200
+    call.refresh_from_db()  # adopted (the poke may already have followed it to the end)
+    assert call.request_id == request_id and call.state != CallState.FAILED
+    job = run_to_end(job)
+    assert job.state == JobState.SUCCEEDED and len(fal.submissions) == 1

@@ -391,7 +391,9 @@ def _fail_unknown_submit(call: RemoteCall, message: str, now) -> bool:
 
 def adopt(request_id: str, signed_call: str) -> RemoteCall | None:
     """fal's webhook names a request whose submit answer we lost: attach it to the call its
-    URL names (signed by us) and follow it like any other. No second submit, no failure."""
+    URL names (signed by us) and follow it like any other. No second submit, no failure.
+    The call may still read SUBMITTING (its worker died and no pass has looked since): the
+    webhook names the very request that submit made, so it is the same answer either way."""
     try:
         call_id = int(signing.Signer(salt=WEBHOOK_SALT).unsign(signed_call))
     except (signing.BadSignature, ValueError):
@@ -401,7 +403,11 @@ def adopt(request_id: str, signed_call: str) -> RemoteCall | None:
     with transaction.atomic():
         call = (
             RemoteCall.objects.select_for_update()
-            .filter(pk=call_id, state=CallState.ORPHANED, request_id__isnull=True)
+            .filter(
+                pk=call_id,
+                state__in=(CallState.ORPHANED, CallState.SUBMITTING),
+                request_id__isnull=True,
+            )
             .first()
         )
         if call is None:
