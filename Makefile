@@ -66,6 +66,7 @@ bench: install
 	$(PY) bench/bench_packaging.py
 	$(PY) bench/bench_backup.py
 	$(PY) bench/bench_status.py
+	$(PY) bench/bench_polls.py
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_reconcile.py
 	$(PY) bench/bench_episode_presets.py
