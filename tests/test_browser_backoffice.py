@@ -18,7 +18,10 @@ def admin_login(page, live_server, username, password):
     page.wait_for_selector("#content-main")
 
 
-def test_browser_support_finds_a_failed_training_by_email_and_retries_it(page, live_server):
+def test_browser_support_finds_a_failed_training_by_email_and_retries_it(
+    page, live_server, settings
+):
+    settings.MIN_SELECTED_CUTS = 1  # a session of a few cuts (the rule: tests/test_trust.py)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     User = get_user_model()

@@ -39,9 +39,10 @@ def test_training_renders_the_sweep_and_sets_the_lowest_scale_judged_same(
     character.photo = astronaut_photo(user)  # the anchor the sweep measures against
     character.save(update_fields=["photo"])
     notice = alice_client.get(f"/characters/{character.public_id}/train/").content.decode()
-    assert "강도 비교 이미지 6장" in notice and "$0.18" in notice  # 6 x $0.03, before paying
+    # 6 images of 512² on flux-lora at $0.035/MP ($0.009 each), before paying
+    assert "강도 비교 이미지 6장" in notice and "$0.05" in notice
     assert training.cost_breakdown(character)["scale_sweep"] == {
-        "usd": 0.18, "krw": 252, "images": 6
+        "usd": 0.05, "krw": 76, "images": 6
     }
 
     with django_capture_on_commit_callbacks(execute=True):
