@@ -373,8 +373,16 @@ def backup_metadata(
         "training_started_at": character.training_started_at.isoformat()
         if character.training_started_at
         else None,
+        # What making it cost in $ (cuts, training, test images), restored with it (issue 15).
+        "total_cost_usd": float(_spent_on(character)),
         "reference_captions": captions,
     }
+
+
+def _spent_on(character: Character):
+    from .presenters import spent_on  # presenters imports the pages' modules, not needed here
+
+    return spent_on(character)
 
 
 def _metadata_bytes(

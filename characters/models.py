@@ -175,6 +175,9 @@ class Character(models.Model):
     failure_message = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     training_started_at = models.DateTimeField(null=True, blank=True)
+    # What making it cost, for a character restored from a backup (it has no jobs of its
+    # own to sum); None for a character made here (its jobs say it).
+    restored_cost = models.DecimalField(max_digits=10, decimal_places=3, null=True, blank=True)
     trained_at = models.DateTimeField(_("학습 완료"), null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 from django.conf import settings
 from django.templatetags.static import static
@@ -136,21 +137,29 @@ def duration_ko(seconds: int | None) -> str:
     )
 
 
+def spent_on(character) -> Decimal:
+    """What making the character cost: its cuts, training, test images and sweep (the jobs'
+    ledger), or for a restored character the cost its backup recorded."""
+    job = character.training_job
+    if job is None:
+        return character.restored_cost or Decimal("0")
+    generation_jobs = generation.session_jobs(character.session) if character.session else []
+    spent = sum((j.cost_recorded for j in generation_jobs), Decimal("0"))
+    spent += job.cost_recorded
+    if character.samples_job:
+        spent += character.samples_job.cost_recorded
+    version = character.current_version
+    if version and version.sweep_job:  # the scale sweep is part of the training's cost
+        spent += version.sweep_job.cost_recorded
+    return spent
+
+
 def character_context(character) -> dict:
     job = character.training_job
     status = None
     if job is not None:
         status = training.status_of(character, job, job.calls.order_by("-pk").first())
-        generation_jobs = generation.session_jobs(character.session) if character.session else []
-        spent = sum((j.cost_recorded for j in generation_jobs), 0)
-        spent += job.cost_recorded
-        if character.samples_job:
-            spent += character.samples_job.cost_recorded
-        version = character.current_version
-        if version and version.sweep_job:  # the scale sweep is part of the training's cost
-            spent += version.sweep_job.cost_recorded
-    else:
-        spent = 0
+    spent = spent_on(character)
     drawn = likeness.is_drawn(character.style_id)
     no_anchor = likeness.anchor_missing(character)
     samples = [

@@ -28,6 +28,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -113,6 +114,7 @@ class BackupMetadata:
     trained_at: datetime | None
     reference_captions: list[str]
     training_started_at: datetime | None = None
+    total_cost_usd: Decimal | None = None
 
 
 @dataclass
@@ -520,6 +522,18 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
+def _cost_field(data: dict, name: str) -> Decimal | None:
+    """An optional $ amount (older backups have none): a finite number from 0 to 100,000."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(_("metadata.json의 %(name)s 값이 올바르지 않습니다.") % {"name": name})
+    if not math.isfinite(value) or not 0 <= value <= 100_000:
+        raise _bad(_("metadata.json의 %(name)s 값이 올바르지 않습니다.") % {"name": name})
+    return Decimal(str(value)).quantize(Decimal("0.001"))
+
+
 def _int_field(data: dict, name: str, default: int, low: int, high: int) -> int:
     value = data.get(name)
     if value is None:
@@ -607,6 +621,7 @@ def parse_metadata(data: Any) -> BackupMetadata:
         trained_at=_date_field(data, "trained_at"),
         reference_captions=captions,
         training_started_at=_date_field(data, "training_started_at"),
+        total_cost_usd=_cost_field(data, "total_cost_usd"),
     )
 
 
@@ -854,6 +869,7 @@ def _reserve(owner, metadata: BackupMetadata, photo: Photo | None) -> Character:
         created_at=metadata.created_at or now,
         trained_at=metadata.trained_at or now,
         training_started_at=metadata.training_started_at,
+        restored_cost=metadata.total_cost_usd,
     )
 
 

@@ -477,17 +477,27 @@ def _restore_page(client, data: bytes, **extra):
 
 
 def test_restoring_a_deleted_character_gives_back_its_trigger_word(alice_client, user, offline):
+    from decimal import Decimal
+
+    from webtoon.jobs.models import Job
+
     boss = trained_character(user, name="박사장")
     boss.training_started_at = boss.trained_at - timedelta(minutes=18)
-    boss.save(update_fields=["training_started_at"])
+    boss.training_job = Job.objects.create(
+        owner=user, kind="training", state="succeeded", cost_recorded=Decimal("2.027")
+    )
+    boss.save(update_fields=["training_started_at", "training_job"])
     data = _backup_of(alice_client, boss)
     alice_client.post(f"/characters/{boss.public_id}/delete/")
     response = _restore_page(alice_client, data)
     restored = Character.objects.exclude(status="deleted").get()
     assert response.status_code == 302 and restored.trigger_word == boss.trigger_word
     assert restored.training_images_count == 3 and restored.training_seconds == 18 * 60
+    assert restored.restored_cost == Decimal("2.027")  # what making it cost comes back too
     page = alice_client.get(response["Location"]).content.decode()
     assert f"트리거 워드 {boss.trigger_word}, 학습 이미지 3장, 학습 시간 18분 0초" in page
+    detail = alice_client.get(restored.get_absolute_url()).content.decode()
+    assert "$2.03" in detail
 
 
 def test_restoring_a_copy_asks_then_replaces(alice_client, user, offline):
