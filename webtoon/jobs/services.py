@@ -56,6 +56,7 @@ from . import account, hosting, limits, pricing
 from .kinds import JobKind, get_kind
 from .models import (
     ACTIVE_CALL_STATES,
+    IN_FLIGHT_CALL_STATES,
     TERMINAL_CALL_STATES,
     TERMINAL_JOB_STATES,
     CallAttempt,
@@ -313,9 +314,8 @@ def _hold(job: Job, kind: JobKind, held: list[RemoteCall], open_calls: list[Remo
     """Calls still waiting in our queue: the job's deadline counts from when fal gets its
     work, so waiting for a slot (or for the account) can never time it out."""
     job.held_calls = len(held)
-    job.in_flight_calls = RemoteCall.objects.filter(
-        job=job, state__in=(*ACTIVE_CALL_STATES, CallState.SUBMITTING, CallState.ORPHANED)
-    ).count()
+    # The pass updated these rows' states in place (marked, submitted, finished).
+    job.in_flight_calls = sum(c.state in IN_FLIGHT_CALL_STATES for c in open_calls)
     if held:
         restart = timezone.now() + timedelta(seconds=kind.deadline_seconds)
         if job.deadline_at is None or job.deadline_at < restart:
