@@ -101,9 +101,3 @@ def _result_sizes(result: dict[str, Any] | None) -> list[tuple[int, int]]:
             return []
     return sizes
 
-
-def money(value: Decimal) -> dict:
-    """$ and ₩ as pages and the API show them (the same rounding everywhere)."""
-    usd = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    krw = int((Decimal(value) * Decimal(str(settings.KRW_PER_USD))).quantize(Decimal("1")))
-    return {"usd": float(usd), "krw": krw}
