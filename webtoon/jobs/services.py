@@ -18,7 +18,8 @@ import os
 import random
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -265,13 +266,22 @@ def advance_job(job_id: int, *, wake_others: bool = True) -> Job:
             due = [c for c in due if c.pk not in taken]
             work = marked + polls
             polls = []
+            progressed: list[RemoteCall] = []
             for call, outcome in _run_network(work, job):
+                if outcome.kind == "status":  # still at fal: saved with the others below
+                    _apply_status(call, outcome.status, kind)
+                    progressed.append(call)
+                    continue
                 # A call's final state and what the kind makes of it (a cut's image, a
                 # LoRA version) commit together: a worker killed in between leaves the call
                 # as it was, and the next pass polls it again instead of losing the result.
                 with transaction.atomic():
                     if _apply(call, outcome, job, kind):
                         _call_finished(call, kind)
+            if progressed:  # one commit for the pass, not one per call
+                with transaction.atomic():
+                    for call in progressed:
+                        call.save(update_fields=STATUS_FIELDS)
             if not marked or not due:
                 break
         _hold(job, kind, due, open_calls)
@@ -460,14 +470,29 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _run_network(calls: list[RemoteCall], job: Job) -> list[tuple[RemoteCall, Outcome]]:
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool() -> ThreadPoolExecutor:
+    """This process's network threads, started once (not once per pass). Keyed by the pid:
+    a forked worker must not inherit its parent's threads."""
+    key = (os.getpid(), max(1, settings.JOB_SUBMIT_CONCURRENCY))
+    if (pool := _pools.get(key)) is None:
+        pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="fal")
+        pool = _pools.setdefault(key, pool)
+    return pool
+
+
+def _run_network(calls: list[RemoteCall], job: Job) -> Iterator[tuple[RemoteCall, Outcome]]:
+    """Each call's network step, yielded as soon as it is done: a finished cut is stored
+    while the others are still downloading, not after the slowest of the pass."""
     if not calls:
-        return []
+        return
     backends = {name: get_backend(name) for name in {c.backend for c in calls}}
-    workers = max(1, min(settings.JOB_SUBMIT_CONCURRENCY, len(calls)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fal") as pool:
-        outcomes = pool.map(lambda c: _network_step(c, backends[c.backend], job), calls)
-        return list(zip(calls, outcomes, strict=True))
+    pool = _pool()
+    futures = {pool.submit(_network_step, c, backends[c.backend], job): c for c in calls}
+    for future in as_completed(futures):
+        yield futures[future], future.result()
 
 
 def _network_step(call: RemoteCall, backend, job: Job) -> Outcome:
@@ -631,6 +656,18 @@ def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
         return True
     call.save()
     return False
+
+
+# What a poll that found the call still at fal changes (saved for the pass in one commit).
+STATUS_FIELDS = [
+    "last_checked_at", "queue_position", "state", "started_at", "logs_seen", "last_log",
+    "current_step", "total_steps", "progress",
+]
+
+
+def _apply_status(call: RemoteCall, status: RemoteStatus, kind: JobKind) -> None:
+    call.last_checked_at = now = timezone.now()
+    _note_status(call, status, now, kind)
 
 
 def _note_status(call: RemoteCall, status: RemoteStatus, now, kind: JobKind) -> None:
