@@ -106,7 +106,7 @@ def _flow(user, method: str, n: int, args, fake) -> dict:
     """One fresh photo to its first scene; seconds per phase."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from characters import curation, generation, photos, training
+    from characters import checks, generation, photos, training
     from characters.models import Character, Cut
     from scenes import services as scenes
     from webtoon.jobs import services as jobs
@@ -124,7 +124,7 @@ def _flow(user, method: str, n: int, args, fake) -> dict:
     job = generation.start_generation(owner=user, session_id=session.public_id)
     _until_done(job.pk, args.poll)
     for cut in Cut.objects.filter(session=session).exclude(image=""):
-        curation.check_cut(cut.pk)
+        checks.check_cut(cut.pk)
     character = training.prepare_training_data(
         owner=user, session_id=session.public_id, character_name=f"벤치{n}{method}"
     )

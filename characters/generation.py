@@ -25,6 +25,7 @@ from webtoon.jobs.models import CallState, Job, RemoteCall
 from webtoon.jobs.presenters import wait_message
 from webtoon.media import media_url
 
+from . import checks
 from .enums import SessionState, StyleId
 from .models import CreationSession, Cut, Photo
 from .prompts import base_cuts, build_generation_prompt, style_prompt
@@ -204,9 +205,7 @@ def cut_finished(call: RemoteCall) -> None:
     cut.save(update_fields=["image", "error"])
     # The quality/identity check is CPU work (dlib): a task of its own, so the cut set
     # finishes as soon as fal does and the checks fill in right after.
-    from .curation import request_check
-
-    request_check(cut)
+    checks.request_check(cut)
 
 
 def normalize_cut_file(path: str) -> str:
@@ -309,15 +308,13 @@ def watch_session(session: CreationSession) -> list[Job]:
     """The owner is looking at the session (status API, page poll): ask for a fresh pass of
     its jobs (debounced) and for any quality check lost with its worker, rather than wait
     for the minute schedules. Returns the session's cut jobs."""
-    from .curation import recheck_stale_cuts
-
     jobs_of_session = session_jobs(session)
     for each in jobs_of_session:
         jobs.request_refresh(each)
     # The lost-check search is a query: once per RECHECK_WATCH_SECONDS per session is enough
     # for a poll every 2 s (issue 19); the minute schedule covers sessions nobody watches.
     if cache.add(f"watch-recheck:{session.pk}", 1, RECHECK_WATCH_SECONDS):
-        recheck_stale_cuts(session=session)
+        checks.recheck_stale_cuts(session=session)
     return jobs_of_session
 
 

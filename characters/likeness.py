@@ -84,14 +84,6 @@ def judge_file(field_file, anchor: Sequence[float] | None) -> dict | None:
         return judge(im, anchor)
 
 
-def anchor_of(character) -> list[float] | None:
-    """The character's source photo's face descriptor (computed once, kept on the photo)."""
-    from .curation import photo_embedding  # lazy: curation imports the quality check (dlib)
-
-    photo = character.photo if character is not None else None
-    return photo_embedding(photo) if photo is not None else None
-
-
 def is_drawn(style_id: str) -> bool:
     return style_id not in REALISTIC_FACE_STYLES
 

@@ -24,6 +24,7 @@ from webtoon.jobs.models import CallState, Job, RemoteCall
 from webtoon.media import media_url
 from webtoon.prompting.translate import english as prompt_english
 
+from . import checks, likeness
 from .enums import CharacterStatus
 from .models import Character, CharacterImage
 from .training import character_for
@@ -225,12 +226,10 @@ def test_image_finished(call: RemoteCall) -> None:
     if call.state == CallState.SUCCEEDED and flagged_unsafe(call.result):
         image.error = str(SAFETY_FILTER_MESSAGE)  # a blacked-out picture is not shown
     elif call.state == CallState.SUCCEEDED and call.output_file:
-        from . import likeness  # lazy: heavy dlib import
-
         image.image = call.output_file.name
         image.seed = (call.result or {}).get("seed", image.seed)
         image.error = ""
-        image.identity = likeness.judge_file(image.image, likeness.anchor_of(image.character))
+        image.identity = likeness.judge_file(image.image, checks.anchor_of(image.character))
     else:
         image.error = call.error_message or _("생성에 실패했습니다.")
     image.save(update_fields=["image", "seed", "error", "identity"])
@@ -287,9 +286,7 @@ def _sweep_fields(character: Character) -> dict:
 
 
 def gallery_dict(image: CharacterImage) -> dict:
-    from .likeness import display, is_drawn  # lazy: heavy dlib import
-
-    shown = display(image.identity, drawn=is_drawn(image.character.style_id))
+    shown = likeness.display(image.identity, drawn=likeness.is_drawn(image.character.style_id))
     return {
         "id": image.pk,
         "prompt": image.prompt,

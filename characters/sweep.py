@@ -25,7 +25,7 @@ from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
 from webtoon.media import media_url
 
-from . import likeness
+from . import checks, likeness
 from .models import Character, CharacterVersion, SweepImage
 
 SWEEP = register(
@@ -133,7 +133,7 @@ def sweep_image_finished(call: RemoteCall) -> None:
         return
     row.image = call.output_file.name
     row.seed = (call.result or {}).get("seed", row.seed)
-    row.identity = likeness.judge_file(row.image, likeness.anchor_of(row.character))
+    row.identity = likeness.judge_file(row.image, checks.anchor_of(row.character))
     row.save(update_fields=["image", "seed", "identity"])
 
 

@@ -2,18 +2,18 @@
 
 import logging
 
-from . import curation
+from . import checks
 
 logger = logging.getLogger(__name__)
 
 
 def check_cut(cut_id: int) -> None:
-    if curation.check_cut(cut_id) is None:
+    if checks.check_cut(cut_id) is None:
         logger.info("cut %s is gone; nothing to check", cut_id)
 
 
 def recheck_stale_cuts() -> int:
-    return curation.recheck_stale_cuts()
+    return checks.recheck_stale_cuts()
 
 
 def purge_deleted() -> int:

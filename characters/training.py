@@ -36,8 +36,9 @@ from webtoon.jobs.progress import estimate_from_elapsed
 from webtoon.media import media_url, user_file_name
 from webtoon.notifications.services import notify
 
-from . import identity, reference_sheet, sweep, trigger_words
-from .curation import photo_embedding, require_trainable
+from . import identity, likeness, reference_sheet, sweep, trigger_words
+from .checks import photo_embedding
+from .curation import require_trainable
 from .enums import CharacterStatus, SessionState
 from .models import Character, CharacterVersion, CreationSession, Cut, Sample
 from .packaging import TrainingItem, caption_for, write_training_zip
@@ -690,8 +691,6 @@ def sample_finished(call: RemoteCall) -> None:
 
 
 def _identity_of(sample: Sample) -> dict | None:
-    from . import likeness  # lazy: likeness imports curation, which imports this module's kin
-
     photo = sample.character.photo
     return likeness.judge_file(sample.image, photo_embedding(photo) if photo else None)
 

@@ -8,7 +8,7 @@ from itertools import permutations
 
 from PIL import Image
 
-from characters import identity, likeness
+from characters import checks, identity, likeness
 
 from .models import Scene
 
@@ -21,7 +21,7 @@ def measure_cast(scene: Scene, picture: Image.Image | None = None) -> None:
     if picture is None:
         with scene.image.open("rb") as fh, Image.open(fh) as im:
             picture = im.convert("RGB")
-    anchors = [likeness.anchor_of(role.character) for role in roles]
+    anchors = [checks.anchor_of(role.character) for role in roles]
     if len(roles) == 1:
         values = [likeness.judge(picture, anchors[0])]
     else:

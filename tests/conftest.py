@@ -154,7 +154,7 @@ def background_queue(monkeypatch):
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
-    for module in ("webtoon.jobs.services", "characters.curation"):
+    for module in ("webtoon.jobs.services", "characters.checks"):
         monkeypatch.setattr(f"{module}.async_task", async_task)
     yield tasks
     tasks.put(None)

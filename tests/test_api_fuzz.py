@@ -185,7 +185,7 @@ def _seed():
         _set_public_id(session, public_id)
     # Committed, so the inline queue runs it: 24 real cuts through the offline backend. The
     # identity check (dlib, about half a second a cut) is left out: no API answer needs it.
-    with mock.patch("characters.curation.request_check"):
+    with mock.patch("characters.checks.request_check"):
         _set_public_id(generation.start_generation(owner=owner, session_id=SESSION_CUTS), JOB_CUTS)
     # The checks were left out, so none is running: packaging may go ahead (issue 15).
     from characters.models import Cut

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from characters import curation, generation
+from characters import checks, curation, generation
 from characters.models import Cut, Photo
 from webtoon.jobs.models import Job
 
@@ -268,7 +268,7 @@ def test_another_persons_face_is_unchecked_only_for_realistic_styles(user, style
         custom_prompt=None,
     )
     cut = _stored_cut(session, 1, TESTDATA / "grace_hopper.jpg")
-    checked = curation.check_cut(cut.pk)
+    checked = checks.check_cut(cut.pk)
     assert checked.similarity is not None and checked.similarity > 0.6
     assert checked.selected is (not unchecked)
     assert checked.quality_ok is (not unchecked)
@@ -281,8 +281,8 @@ def test_a_near_duplicate_cut_is_unchecked_with_its_reason(user):
     session = generation.select_style(
         owner=user, photo_id=photo.public_id, style_id="original", custom_prompt=None
     )
-    first = curation.check_cut(_stored_cut(session, 1, TESTDATA / "astronaut.png").pk)
-    second = curation.check_cut(_stored_cut(session, 2, TESTDATA / "astronaut.png").pk)
+    first = checks.check_cut(_stored_cut(session, 1, TESTDATA / "astronaut.png").pk)
+    second = checks.check_cut(_stored_cut(session, 2, TESTDATA / "astronaut.png").pk)
     assert first.selected and first.quality_ok
     assert not second.selected and not second.quality_ok
     assert any("같은" in r for r in second.quality_reasons)
@@ -357,7 +357,7 @@ def test_a_quality_check_lost_with_its_worker_is_run_again(user):
     old.save(), recent.save()
     lost = _stored_cut(session, 1, TESTDATA / "astronaut.png", call=old)
     busy = _stored_cut(session, 2, TESTDATA / "grace_hopper.jpg", call=recent)
-    assert curation.recheck_stale_cuts() == 1  # the test queue runs the check at once
+    assert checks.recheck_stale_cuts() == 1  # the test queue runs the check at once
     lost.refresh_from_db(), busy.refresh_from_db()
     assert lost.quality_ok is True and lost.similarity is not None
     assert busy.quality_ok is None  # its check may still be queued: left alone

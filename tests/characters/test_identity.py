@@ -11,7 +11,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image
 
-from characters import curation, likeness, reference_sheet
+from characters import checks, likeness, reference_sheet
 from characters.models import Character, CreationSession, Cut
 from tests.characters.factories import trained_character
 from tests.characters.test_curation import TESTDATA, astronaut_photo
@@ -72,7 +72,7 @@ def test_cut_identity_against_the_photo_on_the_check_and_the_page(alice_client, 
         png_of("chelsea.png"),  # no face
     ])
     for cut in session.cuts.all():
-        curation.check_cut(cut.pk)
+        checks.check_cut(cut.pk)
     copy, other, cat = Cut.objects.filter(session=session).order_by("number")
     assert copy.identity["verdict"] == "same" and copy.identity["near_copy"] is True
     assert other.identity["verdict"] == "different" and other.identity["distance"] > 0.65
@@ -84,7 +84,7 @@ def test_cut_identity_against_the_photo_on_the_check_and_the_page(alice_client, 
 
 def test_drawn_style_cut_without_a_face_says_so_instead_of_a_number(alice_client, user):
     session = session_with_cuts(user, "simple_lineart", [png_of("chelsea.png")])
-    curation.check_cut(session.cuts.get().pk)
+    checks.check_cut(session.cuts.get().pk)
     page = alice_client.get(f"/characters/sessions/{session.public_id}/").content.decode()
     assert "그림체라 얼굴을 찾지 못해 닮음을 재지 않았습니다" in page
 
@@ -183,7 +183,7 @@ def test_the_curation_page_warns_when_several_selected_cuts_copy_the_photo(alice
         png_of("grace_hopper.jpg"),
     ])
     for cut in session.cuts.all():
-        curation.check_cut(cut.pk)
+        checks.check_cut(cut.pk)
     session.cuts.update(selected=True)  # the user keeps them all
     page = alice_client.get(f"/characters/sessions/{session.public_id}/").content.decode()
     assert 'data-testid="near-copy-warning"' in page
