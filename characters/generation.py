@@ -221,8 +221,8 @@ def normalize_cut_file(path: str) -> str:
 def normalize_cut(data: bytes) -> bytes:
     """A 1024×1024 JPEG (resized only when it is not that size already). A result that is
     one already (an RGB JPEG of that size, upright) is kept byte for byte: decoding and
-    encoding 24 of them again was most of the time between fal finishing and the cuts
-    showing."""
+    encoding it again costs CPU (24 times per set, in the pool's threads) and a generation
+    of JPEG loss."""
     with Image.open(io.BytesIO(data)) as im:
         if _is_stored_form(im):
             return data
