@@ -272,6 +272,7 @@ def test_work_waiting_in_our_queue_says_how_many_are_ahead(user, bob, fal, setti
     # served least recently goes first), then turns alternate.
     assert owners == ["bob", "bob", "bob", "alice", "alice", "alice"]
     assert job_dict(bob_job)["wait_message"] == "대기 중 (앞에 0건)"
+    assert job_dict(bob_job)["state_label"] == "대기 중"  # not "진행 중" beside it
     alice_calls = list(Job.objects.get(pk=alice_job.pk).calls.order_by("slot"))
     assert [c.state for c in alice_calls[:2]] == [CallState.SUBMITTED] * 2
 
@@ -343,6 +344,7 @@ def test_a_refused_account_pauses_everything_and_resumes_by_itself(
     shown = job_dict(job)
     assert shown["wait_message"] == "일시적으로 생성이 멈췄습니다. 자동으로 다시 시작합니다."
     assert shown["error_message"] == "" and "사진" not in shown["wait_message"]
+    assert shown["state_label"] == "일시 정지"
     refused = fal.count("submit")  # the round that learnt it (both went out at once)
     # Other users' work does not go to fal either.
     other = image_job(bob, 1, prompt="bob")

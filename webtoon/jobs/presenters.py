@@ -44,19 +44,28 @@ def wait_message(job: Job, calls=None) -> str:
     return _("대기 중 (앞에 %(n)d건)") % {"n": min(positions)}
 
 
+def _state_label(job: Job, waiting: str) -> str:
+    """A job that waits (the account paused, or in line) does not say "진행 중" beside
+    the notice that says why it waits."""
+    if not waiting:
+        return job.get_state_display()
+    return str(_("일시 정지") if waiting == str(account.PAUSED_MESSAGE) else _("대기 중"))
+
+
 def job_dict(job: Job) -> dict:
     calls = list(job.calls.all())
     kind = REGISTRY.get(job.kind)
+    waiting = wait_message(job, calls)
     return {
         "id": str(job.public_id),
         "kind": job.kind,
         "kind_label": kind.label if kind else job.kind,
         "state": job.state,
-        "state_label": job.get_state_display(),
+        "state_label": _state_label(job, waiting),
         "progress_percent": round(job.progress * 100),
         "cost_estimated": float(job.cost_estimated),
         "cost_recorded": float(job.cost_recorded),
-        "wait_message": wait_message(job, calls),
+        "wait_message": waiting,
         "error_code": job.error_code,
         "error_message": ERROR_MESSAGES.get(job.error_code, job.error_message)
         if job.error_code
