@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.templatetags.static import static
@@ -67,40 +70,116 @@ def style_options(form) -> list[dict]:
     ]
 
 
-def cut_cells(session: CreationSession) -> list[dict]:
+# The columns a curation grid shows, read once per page or poll as plain values (issue 19:
+# the cut rows, their calls, the summary and the checks count were five reads of model
+# instances; the 2 s poll now makes one).
+CUT_COLUMNS = (
+    "number", "label_ko", "category", "image", "selected", "error", "quality_ok",
+    "quality_reasons", "similarity", "identity", "call_id", "call__job_id", "call__state",
+    "call__queue_position", "call__finished_at",
+)  # fmt: skip
+
+
+def cut_rows(session: CreationSession) -> list[dict]:
+    return list(session.cuts.order_by("number").values(*CUT_COLUMNS))
+
+
+def _row_state(row: dict) -> str:
+    """generation.cut_state for a row of cut_rows."""
+    if row["image"]:
+        return "completed"
+    if row["error"]:
+        return "failed"
+    if row["call_id"] is None:
+        return "pending"
+    return generation.CUT_STATES.get(row["call__state"], "pending")
+
+
+def cut_cells(session: CreationSession, rows: list[dict] | None = None) -> list[dict]:
     judged = session.style_id in REALISTIC_FACE_STYLES
+    labels = dict(CutCategory.choices)
     cells = []
-    for cut in session.cuts.select_related("call").order_by("number"):
-        state = generation.cut_state(cut)
-        checking = state == "completed" and cut.quality_ok is None
-        shown = None if cut.quality_ok is None else likeness.display(cut.identity, drawn=not judged)
+    for cut in cut_rows(session) if rows is None else rows:
+        state = _row_state(cut)
+        checking = state == "completed" and cut["quality_ok"] is None
+        shown = (
+            None
+            if cut["quality_ok"] is None
+            else likeness.display(cut["identity"], drawn=not judged)
+        )
         cells.append(
             {
-                "number": cut.number,
-                "label": cut.label_ko,
-                "category": CutCategory(cut.category).label,
+                "number": cut["number"],
+                "label": cut["label_ko"],
+                "category": labels.get(cut["category"], cut["category"]),
                 "state": state,
-                "url": media_url(cut.image.name) if cut.image else None,
-                "selected": cut.selected and bool(cut.image),
-                "error": cut.error,
+                "url": media_url(cut["image"]) if cut["image"] else None,
+                "selected": cut["selected"] and bool(cut["image"]),
+                "error": cut["error"],
                 "checking": checking,
-                "quality_ok": cut.quality_ok,
-                "reasons": cut.quality_reasons,
-                "distance": cut.similarity,
-                "identity": cut.identity,
+                "quality_ok": cut["quality_ok"],
+                "reasons": cut["quality_reasons"],
+                "distance": cut["similarity"],
+                "identity": cut["identity"],
                 "identity_words": shown["words"] if shown else "",
                 "identity_tone": shown["tone"] if shown else "",
                 "judged": judged,
                 "busy": state in ("pending", "generating"),
-                "token": f"{cut.number}.{state}.{cut.quality_ok}",
+                "token": f"{cut['number']}.{state}.{cut['quality_ok']}",
             }
         )
     return cells
 
 
-def curation_context(session: CreationSession) -> dict:
-    cells = cut_cells(session)
-    summary = curation.summarize(session)
+def _summary_of(rows: list[dict]) -> curation.Summary:
+    """curation.summarize from the rows already read."""
+    selected = Counter(r["category"] for r in rows if r["selected"] and r["image"])
+    coverage = [
+        curation.CoverageRow(cat, label, selected[cat], rec)
+        for cat, label, rec in curation.COVERAGE_GROUPS
+    ]
+    return curation.Summary(
+        total=len(rows), selected_count=sum(selected.values()), coverage=coverage
+    )
+
+
+def _checks_running_of(rows: list[dict]) -> int:
+    """curation.checks_running from the rows already read (same rule: an image, no verdict
+    yet, its call finished within CHECK_BLOCKS_SECONDS)."""
+    since = timezone.now() - timedelta(seconds=curation.CHECK_BLOCKS_SECONDS)
+    return sum(
+        1
+        for r in rows
+        if r["image"]
+        and r["quality_ok"] is None
+        and r["call_id"] is not None
+        and r["call__finished_at"] is not None
+        and r["call__finished_at"] >= since
+    )
+
+
+def _wait_message_of(jobs_of_session: list, rows: list[dict]) -> str:
+    """The first of the session's jobs that waits, from the calls its cuts hold (as the
+    generation-status API does); a job none of the cuts holds reads its calls."""
+    for job in jobs_of_session:
+        calls = [
+            SimpleNamespace(state=r["call__state"], queue_position=r["call__queue_position"])
+            for r in rows
+            if r["call_id"] is not None and r["call__job_id"] == job.pk
+        ]
+        if message := wait_message(job, calls or None):
+            return message
+    return ""
+
+
+def curation_context(session: CreationSession, jobs_of_session: list | None = None) -> dict:
+    """The curation grid: one read of the cuts (with their calls) and one of the session's
+    jobs, unless the caller (the poll, which asked for their refresh) passes them."""
+    if jobs_of_session is None:
+        jobs_of_session = generation.session_jobs(session)
+    rows = cut_rows(session)
+    cells = cut_cells(session, rows)
+    summary = _summary_of(rows)
     done = sum(c["state"] == "completed" for c in cells)
     return {
         "session": session,
@@ -115,11 +194,9 @@ def curation_context(session: CreationSession) -> dict:
             settings.GENERATION_ADDITIONAL_COUNT, session.style_id
         ),
         "min_selected": settings.MIN_SELECTED_CUTS,
-        "deadline_message": generation.deadline_message(session),
-        "wait_message": next(
-            (m for j in generation.session_jobs(session) if (m := wait_message(j))), ""
-        ),
-        "checks_running": curation.checks_running(session),
+        "deadline_message": generation.deadline_message(session, jobs_of_session),
+        "wait_message": _wait_message_of(jobs_of_session, rows),
+        "checks_running": _checks_running_of(rows),
         # issue 16: near-copies of the photo teach the LoRA a single pose
         "near_copies": sum(
             1 for c in cells if c["selected"] and (c["identity"] or {}).get("near_copy")

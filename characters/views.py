@@ -3,7 +3,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.db import transaction
+from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -13,9 +13,18 @@ from django.views.decorators.http import require_POST
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.imaging import BackendError
 from webtoon.media import media_url, user_file_name
-from webtoon.prompting.translate import english as prompt_english
 
-from . import curation, drafts, generation, management, photos, presenters, queries, training
+from . import (
+    curation,
+    drafts,
+    generation,
+    management,
+    photos,
+    presenters,
+    queries,
+    restore,
+    training,
+)
 from .enums import CharacterStatus
 from .forms import (
     AdditionalForm,
@@ -26,6 +35,7 @@ from .forms import (
     StyleForm,
     TestGenerateForm,
 )
+from .models import Character, Sample
 from .presenters import card_context, character_context, curation_context, style_options
 
 BACKEND_DOWN = "이미지 서비스에 일시적인 문제가 있습니다. 잠시 후 다시 시도해주세요."
@@ -60,7 +70,7 @@ def new(request):
 @login_required
 def style_select(request, photo_id):
     """Step 2: choose one of the six styles; submitting starts the 24 cuts (step 3)."""
-    photo = photos.photo_for(request.user, photo_id)
+    photo = queries.photo_for(request.user, photo_id)
     form = StyleForm(request.POST or None)
     earlier = list(drafts.unfinished_sessions(request.user, photo)[:3])
     if request.method == "POST" and form.is_valid() and earlier:
@@ -68,19 +78,13 @@ def style_select(request, photo_id):
             # Never a silent second paid set for the same photo: continue, or confirm.
             form.add_error(None, _(SECOND_SET))
     if request.method == "POST" and form.is_valid():
-        # A custom style in Korean is put into English now, outside the transaction below
-        # (it may wait on fal for a few seconds; the 24 cut prompts then read the cache).
-        prompt_english(form.cleaned_data["custom_prompt"], kind="style")
         try:
-            # One step: a refused start (e.g. a per-user limit) leaves no empty session.
-            with transaction.atomic():
-                session = generation.select_style(
-                    owner=request.user,
-                    photo_id=photo.public_id,
-                    style_id=form.cleaned_data["style_id"],
-                    custom_prompt=form.cleaned_data["custom_prompt"],
-                )
-                generation.start_generation(owner=request.user, session_id=session.public_id)
+            session = generation.start_in_style(
+                owner=request.user,
+                photo_id=photo.public_id,
+                style_id=form.cleaned_data["style_id"],
+                custom_prompt=form.cleaned_data["custom_prompt"],
+            )
         except DomainError as exc:
             form.add_error("custom_prompt", str(exc))
         else:
@@ -103,7 +107,7 @@ def style_select(request, photo_id):
 @login_required
 def session_detail(request, session_id):
     """Steps 3–4: the cuts appear as they finish; the user curates them."""
-    session = curation.session_for(request.user, session_id)
+    session = queries.session_for(request.user, session_id)
     template = "characters/session.html"
     if request.htmx:
         template += "#curation"
@@ -116,9 +120,12 @@ def session_detail(request, session_id):
 def session_poll(request, session_id):
     """htmx polling: only the cells that changed since the browser's last look (out of band),
     so a poll never overwrites a checkbox the user is clicking."""
-    session = curation.session_for(request.user, session_id)
-    generation.watch_session(session)
-    context = curation_context(session)
+    session = queries.session_for(request.user, session_id)
+    jobs_of_session = generation.watch_session(session)
+    # The jobs as watch_session read them (one read per poll), unless its refresh may have
+    # run a pass inline (sync queue): then curation_context reads them again.
+    inline = settings.Q_CLUSTER.get("sync", False)
+    context = curation_context(session, None if inline else jobs_of_session)
     known = set(request.GET.get("known", "").split(","))
     context["changed"] = [c for c in context["cells"] if c["token"] not in known]
     return render(request, "characters/session.html#poll", context)
@@ -130,7 +137,7 @@ def _curation_action(request, session_id, action) -> object:
         action()
     except DomainError as exc:
         error = str(exc)
-    session = curation.session_for(request.user, session_id)
+    session = queries.session_for(request.user, session_id)
     context = curation_context(session)
     context["additional_form"] = AdditionalForm()
     context["action_error"] = error
@@ -150,7 +157,7 @@ def cut_toggle(request, session_id, number):
         )
     except DomainError as exc:
         error = str(exc)
-    session = curation.session_for(request.user, session_id)
+    session = queries.session_for(request.user, session_id)
     context = {"summary": curation.summarize(session), "session": session, "action_error": error}
     context["min_selected"] = settings.MIN_SELECTED_CUTS
     context["checks_running"] = curation.checks_running(session)
@@ -197,7 +204,7 @@ def cuts_additional(request, session_id):
 @login_required
 def prepare(request, session_id):
     """Step 5: name the character (trigger word made from it) and package the cuts."""
-    session = curation.session_for(request.user, session_id)
+    session = queries.session_for(request.user, session_id)
     form = PrepareForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -221,7 +228,7 @@ def prepare(request, session_id):
 @login_required
 def train(request, character_id):
     """The cost notice (SPEC §4); training starts only on [학습 시작 →]."""
-    character = training.character_for(request.user, character_id)
+    character = queries.character_for(request.user, character_id)
     if request.method == "POST":
         try:
             training.start_training(
@@ -237,7 +244,7 @@ def train(request, character_id):
 @login_required
 def detail(request, character_id):
     """Training progress, failure with retry, or the completion page (steps 6–8)."""
-    character = training.character_for(request.user, character_id)
+    character = queries.character_for(request.user, character_id)
     training.refresh(character)
     template = "characters/detail.html"
     if request.htmx:
@@ -287,8 +294,15 @@ def draft_discard(request, session_id):
 
 @login_required
 def card(request, character_id):
-    """One card, for htmx: live progress while training."""
-    character = training.character_for(request.user, character_id)
+    """One card, for htmx: live progress while training. One read of the character with
+    the jobs and version the card and the refresh look at, one of its samples (issue 19)."""
+    character = get_object_or_404(
+        Character.objects.exclude(status=CharacterStatus.DELETED)
+        .select_related("training_job")
+        .prefetch_related(Prefetch("samples", queryset=Sample.objects.order_by("number"))),
+        public_id=character_id,
+        owner=request.user,
+    )
     training.refresh(character)
     return render(request, "characters/list.html#card", {"card": card_context(character)})
 
@@ -296,7 +310,7 @@ def card(request, character_id):
 @login_required
 def delete_confirm(request, character_id, step):
     """Deleting asks twice (SPEC §5.3); each step is a fragment inside the card."""
-    character = training.character_for(request.user, character_id)
+    character = queries.character_for(request.user, character_id)
     context = {"card": card_context(character), "step": step}
     return render(request, "characters/list.html#delete-confirm", context)
 
@@ -345,7 +359,7 @@ def edit(request, character_id):
 @require_POST
 def test_generate(request, character_id):
     form = TestGenerateForm(request.POST)
-    context = {"character": training.character_for(request.user, character_id)}
+    context = {"character": queries.character_for(request.user, character_id)}
     if not form.is_valid():
         context["test_error"] = " ".join(e for errs in form.errors.values() for e in errs)
         return render(request, "characters/detail.html#test-result", context)
@@ -363,7 +377,7 @@ def test_generate(request, character_id):
 
 @login_required
 def gallery_item(request, character_id, image_id):
-    character = training.character_for(request.user, character_id)
+    character = queries.character_for(request.user, character_id)
     image = get_object_or_404(character.gallery, pk=image_id)
     if image.call:
         generation.jobs.request_refresh(image.call.job)
@@ -375,21 +389,15 @@ def gallery_item(request, character_id, image_id):
 def retrain_page(request, character_id):
     """Retrain: the current images + new cuts or photos, as v(N+1) or replacing the current
     version; the cost notice comes first, as for the first training."""
-    character = training.character_for(request.user, character_id)
+    character = queries.character_for(request.user, character_id)
     form = RetrainForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            training.check_training_limits(request.user)  # before the photos are stored
-            photo_ids = [
-                photos.upload_photo(owner=request.user, upload=f, consent=True).public_id
-                for f in request.FILES.getlist("photos")
-            ]
-            training.retrain(
+            training.retrain_with_uploads(
                 owner=request.user,
                 character_id=character.public_id,
                 mode=form.cleaned_data["mode"],
-                confirm_cost=True,
-                photo_ids=photo_ids,
+                uploads=request.FILES.getlist("photos"),
                 cut_ids=[int(n) for n in request.POST.getlist("cuts")],
             )
         except DomainError as exc:
@@ -422,8 +430,6 @@ def _pending_upload(request):
 
 @login_required
 def restore_page(request):
-    from . import restore  # lazy: the restore module loads PIL plugins and zip checks
-
     error, conflict = "", None
     if request.method == "POST":
         pending = _pending_upload(request) if request.POST.get("pending") else None
