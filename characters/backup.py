@@ -502,6 +502,19 @@ def sync_local_backup(character: Character) -> str:
     return str(folder)
 
 
+def sync_local_copy(character: Character) -> None:
+    """SPEC §7: the app-data folder copy, when auto-backup is on. A failure here is a warning
+    for the user (and the log), never a failed training."""
+    try:
+        path = sync_local_backup(character)
+    except Exception:  # disk full, permissions: the server copy is still there
+        logger.exception("local backup of character %s failed", character.pk)
+        return
+    if path != character.local_backup_path:
+        Character.objects.filter(pk=character.pk).update(local_backup_path=path)
+        character.local_backup_path = path
+
+
 def remove_local_backup(character: Character) -> None:
     """Remove the character's folder and drop it from characters_index.json."""
     if not settings.AUTO_BACKUP_ENABLED:

@@ -10,7 +10,7 @@ from ninja import File, Form, Router, Schema, Status, UploadedFile
 
 from webtoon.schemas import API_ERRORS, errors, file_response
 
-from . import training
+from . import queries
 from .backup import backup_file_name, stream_backup
 from .restore import restore_from_backup as restore
 
@@ -42,7 +42,7 @@ def attachment(file_name: str) -> str:
     summary="Download the character's backup ZIP (LoRA, reference sheet, samples, metadata)",
 )
 def download_backup(request, character_id: UUID):
-    character = training.character_for(request.auth, character_id)
+    character = queries.character_for(request.auth, character_id)
     # Built before the response starts, so a character without a stored LoRA is a 409.
     chunks = stream_backup(character)
     response = StreamingHttpResponse(chunks, content_type="application/zip")

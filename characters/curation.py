@@ -27,6 +27,7 @@ from . import generation
 from .enums import CutCategory
 from .models import CreationSession, Cut
 from .prompts import API_CATEGORIES, api_category_of, templates_for
+from .queries import session_for
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +43,6 @@ COVERAGE_GROUPS: tuple[tuple[str, str, int], ...] = (
     (CutCategory.FULL_BODY, "전신", 2),
     (CutCategory.SCENE, "장면", 1),
 )
-
-
-def session_for(owner, session_id) -> CreationSession:
-    return get_object_or_404(
-        CreationSession.objects.select_related("photo"), public_id=session_id, owner=owner
-    )
 
 
 # --- the selection summary ------------------------------------------------------------------

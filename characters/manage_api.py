@@ -11,8 +11,8 @@ from ninja import Field, Query, Router, Schema, Status
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
 from . import management, queries, references, training
+from .queries import character_for
 from .schemas import IdentityOut
-from .training import character_for
 
 router = Router(tags=["character"])
 

@@ -24,7 +24,7 @@ from webtoon.jobs.models import CallState, Job, RemoteCall
 from webtoon.media import media_url
 from webtoon.prompting.translate import english as prompt_english
 
-from . import checks, likeness
+from . import backup, checks, likeness
 from .enums import CharacterStatus
 from .models import Character, CharacterImage
 from .training import character_for
@@ -84,9 +84,7 @@ def update_character(
         character.lora_scale_default = scale
     character.save(update_fields=["name", "lora_scale_default", "lora_scale_user_set"])
     if character.status == CharacterStatus.ACTIVE and character.local_backup_path:
-        from .training import sync_local_copy
-
-        sync_local_copy(character)  # metadata.json and the index carry the new name
+        backup.sync_local_copy(character)  # metadata.json and the index carry the new name
     return character
 
 
@@ -104,8 +102,6 @@ def delete_character(*, owner, character_id) -> Character:
 
 
 def _remove_local_copy(character: Character) -> None:
-    from . import backup
-
     try:
         backup.remove_local_backup(character)
     except OSError:
@@ -122,9 +118,7 @@ def undelete_character(character: Character) -> Character:
     character.deleted_at = None
     character.save(update_fields=["status", "deleted_at"])
     if character.status == CharacterStatus.ACTIVE:
-        from .training import sync_local_copy
-
-        sync_local_copy(character)
+        backup.sync_local_copy(character)
     return character
 
 

@@ -15,7 +15,6 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -190,7 +189,3 @@ def store_photo(
         default_storage.delete(name)
         raise
 
-
-def photo_for(owner, public_id) -> Photo:
-    """One of `owner`'s photos; anyone else's (or none) is a 404."""
-    return get_object_or_404(Photo, public_id=public_id, owner=owner)

@@ -1,9 +1,30 @@
-"""Reads shared by the pages and the API."""
+"""Reads shared by the pages, the API and the step modules; every lookup is scoped to its owner
+(anyone else's row, or none, is a 404)."""
 
 from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
 
 from .enums import CharacterStatus
-from .models import Character, Sample
+from .models import Character, CreationSession, Photo, Sample
+
+
+def photo_for(owner, public_id) -> Photo:
+    return get_object_or_404(Photo, public_id=public_id, owner=owner)
+
+
+def session_for(owner, session_id) -> CreationSession:
+    return get_object_or_404(
+        CreationSession.objects.select_related("photo"), public_id=session_id, owner=owner
+    )
+
+
+def character_for(owner, character_id) -> Character:
+    """One of the owner's characters (deleted ones are gone for everybody but staff)."""
+    return get_object_or_404(
+        Character.objects.exclude(status=CharacterStatus.DELETED),
+        public_id=character_id,
+        owner=owner,
+    )
 
 
 def characters_for(owner) -> QuerySet[Character]:

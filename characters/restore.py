@@ -48,7 +48,8 @@ from webtoon.jobs import hosting
 from webtoon.media import user_file_name
 from webtoon.text import clean_data, contains_control
 
-from . import trigger_words
+from . import reference_sheet, trigger_words
+from .backup import sync_local_copy
 from .enums import CharacterStatus, StyleId
 from .faces import detect_face
 from .models import Character, CharacterVersion, Photo, Sample
@@ -225,10 +226,7 @@ def restore_from_backup(*, owner, upload: BinaryIO, on_conflict: str | None = No
         if character.trigger_word != word
         else ""
     )
-    from .reference_sheet import request_build  # lazy: as sync_local_copy, a step further on
-    from .training import sync_local_copy
-
-    request_build(character)
+    reference_sheet.request_build(character)
     sync_local_copy(character)
     return character
 

@@ -36,7 +36,7 @@ from webtoon.jobs.progress import estimate_from_elapsed
 from webtoon.media import media_url, user_file_name
 from webtoon.notifications.services import notify
 
-from . import identity, likeness, reference_sheet, sweep, trigger_words
+from . import backup, identity, likeness, reference_sheet, sweep, trigger_words
 from .checks import photo_embedding
 from .curation import require_trainable
 from .enums import CharacterStatus, SessionState
@@ -697,7 +697,7 @@ def _identity_of(sample: Sample) -> dict | None:
 
 def samples_finished(job: Job) -> None:
     character = Character.objects.select_related("owner").get(pk=job.subject["character"])
-    sync_local_copy(character)
+    backup.sync_local_copy(character)
     notify(
         character.owner,
         kind="training_completed",
@@ -708,21 +708,6 @@ def samples_finished(job: Job) -> None:
 
 def current_samples(character: Character) -> list[Sample]:
     return [s for s in character.samples.all() if s.version_id == character.current_version_id]
-
-
-def sync_local_copy(character: Character) -> None:
-    """SPEC §7: the app-data folder copy, when auto-backup is on. A failure here is a warning
-    for the user (and the log), never a failed training."""
-    from . import backup
-
-    try:
-        path = backup.sync_local_backup(character)
-    except Exception:  # disk full, permissions: the server copy is still there
-        logger.exception("local backup of character %s failed", character.pk)
-        return
-    if path != character.local_backup_path:
-        Character.objects.filter(pk=character.pk).update(local_backup_path=path)
-        character.local_backup_path = path
 
 
 def consistency(character: Character) -> dict:

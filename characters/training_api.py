@@ -14,7 +14,7 @@ from webtoon.jobs import services as jobs
 from webtoon.jobs.models import RemoteCall
 from webtoon.schemas import API_ERRORS, PAID_ERRORS, Detail, errors
 
-from . import training
+from . import queries, training
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def start_training(request, payload: StartIn):
     job = training.start_training(
         owner=request.auth, character_id=payload.character_id, confirm_cost=payload.confirm_cost
     )
-    character = training.character_for(request.auth, payload.character_id)
+    character = queries.character_for(request.auth, payload.character_id)
     status = training.status_of(character, job, job.calls.first())
     return Status(
         202,
