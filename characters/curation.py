@@ -31,7 +31,6 @@ from .queries import session_for
 
 logger = logging.getLogger(__name__)
 
-ESTIMATED_TRAINING_SECONDS = 1200
 MAX_ADDITIONAL = 8
 
 # Coverage line: how many selected cuts each group keeps, and below which count the LoRA
@@ -108,18 +107,12 @@ class Summary:
             "selected_count": self.selected_count,
             "total_cuts": self.total,
             "meets_minimum": self.meets_minimum,
-            "estimated_training_cost": float(training_cost()),
-            "estimated_training_time_seconds": ESTIMATED_TRAINING_SECONDS,
             "warning": self.warning,
             "coverage": [
                 {"category": r.category, "label": r.label, "count": r.count, "short": r.short}
                 for r in self.coverage
             ],
         }
-
-
-def training_cost() -> Decimal:
-    return Decimal(str(settings.COST_PER_LORA_TRAINING)).quantize(Decimal("0.01"))
 
 
 # A check still running on a cut finished this recently holds "다음 단계" back; an older

@@ -7,7 +7,7 @@ from ninja import Field, Router, Schema, Status
 
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
-from . import curation
+from . import curation, training
 
 router = Router(tags=["character"])
 
@@ -69,7 +69,11 @@ def select_cuts(request, payload: SelectCutsIn):
     summary = curation.select_cuts(
         owner=request.auth, session_id=payload.session_id, numbers=payload.selected_cut_ids
     )
-    return summary.as_api()
+    return {
+        **summary.as_api(),
+        "estimated_training_cost": float(training.training_cost()),
+        "estimated_training_time_seconds": training.EXPECTED_TRAINING_SECONDS,
+    }
 
 
 @router.post("/generate-additional", response={202: AdditionalOut, **COSTLY})

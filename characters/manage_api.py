@@ -205,7 +205,7 @@ def retrain(request, character_id: UUID, payload: RetrainIn):
             "mode": payload.mode,
             "queued": job.state == "waiting",
             "image_count": character.training_images_count,
-            "estimated_cost": float(training.TRAINING.unit_cost),
+            "estimated_cost": float(training.training_cost(character)),
         },
     )
 

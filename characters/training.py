@@ -17,7 +17,6 @@ from decimal import Decimal
 from itertools import islice
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.files import File
 from django.core.files.storage import default_storage
@@ -40,6 +39,7 @@ from . import backup, identity, likeness, reference_sheet, sweep, trigger_words
 from .checks import photo_embedding
 from .curation import require_trainable
 from .enums import CharacterStatus, SessionState
+from .generation import estimated_generation_cost
 from .models import Character, CharacterVersion, CreationSession, Cut, Sample
 from .packaging import TrainingItem, caption_for, write_training_zip
 from .prompts import style_prompt
@@ -304,17 +304,12 @@ SCENE_SIZE = "portrait_4_3"
 
 def cost_breakdown(character: Character | None = None) -> dict:
     """The cost notice (SPEC §4), priced call by call like the ledger (FAL_PRICES)."""
-    from .generation import estimated_generation_cost
-
     cuts = character.candidate_images_count if character else settings.GENERATION_CUTS_COUNT
     session = character.session if character and character.session_id else None
     generation = estimated_generation_cost(
         cuts or settings.GENERATION_CUTS_COUNT, session.style_id if session else "original"
     )
-    trainer = settings.FAL_ENDPOINTS["trainer"]
-    training = pricing.estimate(
-        trainer, trainer_arguments(character) if character else {}, TRAINING.unit_cost
-    )
+    training = training_cost(character)
     lora = settings.FAL_ENDPOINTS["lora"]
     tests = pricing.estimate(lora, {"image_size": "square"}, SAMPLES.unit_cost) * len(
         SAMPLE_PROMPTS
@@ -331,6 +326,14 @@ def cost_breakdown(character: Character | None = None) -> dict:
         "per_image": _money(inference),
         "per_episode": _money(inference * 10),
     }
+
+
+def training_cost(character: Character | None = None) -> Decimal:
+    """One training, priced like the ledger prices the trainer call (FAL_PRICES, else
+    COST_PER_LORA_TRAINING): the cost notice, the status, the API answers all say this."""
+    trainer = settings.FAL_ENDPOINTS["trainer"]
+    arguments = trainer_arguments(character) if character else {}
+    return pricing.estimate(trainer, arguments, TRAINING.unit_cost)
 
 
 # --- step 6: training -------------------------------------------------------------------------
@@ -358,16 +361,11 @@ def _in_flight(owner) -> int:
     ).count()
 
 
-def _lock_owner(owner) -> None:
-    # One decision at a time per user: the limit check and the new job are one step.
-    get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
-
-
 def start_training(*, owner, character_id, confirm_cost: bool) -> Job:
     if not confirm_cost:
         raise InvalidInput(_("비용 안내를 확인한 뒤 학습을 시작해주세요. (confirm_cost: true)"))
     with transaction.atomic():
-        _lock_owner(owner)
+        limits.lock_owner(owner)  # the limit check and the new job are one step
         character = get_object_or_404(
             Character.objects.select_for_update(), public_id=character_id, owner=owner
         )
@@ -439,7 +437,7 @@ def retrain(
     check_training_limits(owner)  # before the new ZIP is written; the job checks again
     _repackage(character, photos, cuts)
     with transaction.atomic():
-        _lock_owner(owner)
+        limits.lock_owner(owner)  # the limit check and the new job are one step
         character = Character.objects.select_for_update().get(pk=character.pk)
         job = _training_job(character, mode=mode)
         character.save()
@@ -522,7 +520,7 @@ def retry_training(*, owner, character_id, limited: bool = True) -> Job:
 
     `limited`: the owner's retry (rate limit, spend cap); support's retry passes False."""
     with transaction.atomic():
-        _lock_owner(owner)
+        limits.lock_owner(owner)  # the limit check and the new job are one step
         character = get_object_or_404(
             Character.objects.select_for_update(), public_id=character_id, owner=owner
         )
@@ -543,7 +541,7 @@ def dispatch_waiting(owner) -> list[Job]:
     """Start held trainings, oldest first, while the owner has free slots."""
     started = []
     with transaction.atomic():
-        _lock_owner(owner)
+        limits.lock_owner(owner)  # the limit check and the new job are one step
         free = settings.MAX_CONCURRENT_TRAINING - _in_flight(owner)
         waiting = Job.objects.filter(
             owner=owner, kind=TRAINING.name, state=JobState.WAITING
@@ -808,7 +806,7 @@ def status_of(character: Character, job: Job, call: RemoteCall | None) -> dict:
         "current_step": current,
         "total_steps": total,
         "elapsed_seconds": elapsed,
-        "cost": float(TRAINING.unit_cost),
+        "cost": float(training_cost(character)),
         "message": _status_message(character, job),
         "wait_message": wait_message(job, [call] if call else []),
     }
