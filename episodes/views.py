@@ -15,27 +15,13 @@ from scenes import reference as scene_reference
 from scenes import services as scenes
 from scenes.vocabulary import EXPRESSIONS, PLACES, SITUATIONS
 from webtoon.exceptions import DomainError, InvalidInput
-from webtoon.params import uuid_or_none
+from webtoon.params import float_or, int_or, uuid_or_none
 from webtoon.ui.money import price_text
 
 from . import platforms, presenters, queries, rendering, services
 
 EDITOR = "episodes/editor.html"
 DEFAULT_PLATFORM = "webtoon_canvas"  # what most creators upload to first
-
-
-def _float(value, default=None):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
-
-
-def _int(value, default=None):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _error(request, exc: DomainError, target: str = "#editor-error") -> HttpResponse:
@@ -166,9 +152,9 @@ def panel_generate(request, episode_id):
             b_expression=post.get("b_expression", ""),
             location=post.get("location", ""),
             situation=post.get("situation", ""),
-            scale=_float(post.get("lora_scale")),
+            scale=float_or(post.get("lora_scale")),
             image_size=post.get("image_size") or scenes.ONE_SIZE,
-            count=_int(post.get("count"), 1),
+            count=int_or(post.get("count"), 1),
             method=post.get("method") or None,
         )
     except DomainError as exc:
@@ -223,7 +209,7 @@ def panel_move(request, panel_id):
 def panel_height(request, panel_id):
     try:
         panel = services.set_panel_height(
-            owner=request.user, panel_id=panel_id, height=_int(request.POST.get("height"))
+            owner=request.user, panel_id=panel_id, height=int_or(request.POST.get("height"))
         )
     except DomainError as exc:
         return _error(request, exc)

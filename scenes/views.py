@@ -11,20 +11,13 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from characters.presenters import STYLE_ICONS
 from webtoon.exceptions import DomainError, InvalidInput
-from webtoon.params import uuid_or_none
+from webtoon.params import float_or, uuid_or_none
 from webtoon.ui.money import price_text
 from webtoon.ui.sizes import size_label
 
 from . import reference, separation, services
 from .api import scene_dict
 from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS
-
-
-def _float(value, default=None):
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def _character_id(post, field):
@@ -131,7 +124,7 @@ def generate_one(request):
         lambda: services.generate_with_character(
             owner=request.user,
             character_id=_character_id(post, "character"),
-            scale=_float(post.get("lora_scale")),
+            scale=float_or(post.get("lora_scale")),
             expression=post.get("expression", ""),
             location=post.get("location", ""),
             situation=post.get("situation", ""),
@@ -150,8 +143,8 @@ SCALE_SUM_CONFIRM = (
 
 def _confirmed_scales(post) -> tuple[float, float]:
     """Issue 15: a scale sum over the limit is confirmed on the page before anything is paid."""
-    scale_a = _float(post.get("lora_scale_a"), services.TWO_SCALES[0])
-    scale_b = _float(post.get("lora_scale_b"), services.TWO_SCALES[1])
+    scale_a = float_or(post.get("lora_scale_a"), services.TWO_SCALES[0])
+    scale_b = float_or(post.get("lora_scale_b"), services.TWO_SCALES[1])
     over = scale_a + scale_b > services.MAX_SCALE_SUM + 1e-9
     if over and post.get("confirm_scale_sum") != "on":
         raise InvalidInput(_(SCALE_SUM_CONFIRM))
