@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from characters import training
+from characters import queries, training
 from characters.models import Character, Cut
 from scenes.models import Scene
 from tests.characters.factories import trained_character
@@ -228,7 +228,7 @@ def test_offline_backend_uses_the_dictionary_without_asking(
 
 
 def test_trained_character_factory_still_counts_as_active(user):
-    assert training.character_for(user, trained_character(user).public_id).status == "active"
+    assert queries.character_for(user, trained_character(user).public_id).status == "active"
 
 
 # --- the scene page: guardrails next to the button, Korean words shown ------------------------
