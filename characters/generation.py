@@ -24,6 +24,7 @@ from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, Job, RemoteCall
 from webtoon.jobs.presenters import wait_message
 from webtoon.media import media_url
+from webtoon.prompting.translate import english as prompt_english
 
 from . import checks
 from .enums import SessionState, StyleId
@@ -80,6 +81,20 @@ def select_style(*, owner, photo_id, style_id: str, custom_prompt: str | None) -
         style_id=style_id,
         custom_prompt=custom if style_id == StyleId.CUSTOM else "",
     )
+
+
+def start_in_style(*, owner, photo_id, style_id: str, custom_prompt: str | None) -> CreationSession:
+    """Steps 2 and 3 in one (the style page's button): the session and its 24 cuts, or
+    neither, so a refused start (e.g. a per-user limit) leaves no empty session."""
+    # A custom style in Korean is put into English before the transaction (it may wait on
+    # fal for a few seconds); the 24 cut prompts then read the cache.
+    prompt_english(custom_prompt or "", kind="style")
+    with transaction.atomic():
+        session = select_style(
+            owner=owner, photo_id=photo_id, style_id=style_id, custom_prompt=custom_prompt
+        )
+        start_generation(owner=owner, session_id=session.public_id)
+    return session
 
 
 # --- step 3: generation ---------------------------------------------------------------------

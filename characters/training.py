@@ -35,7 +35,7 @@ from webtoon.jobs.progress import estimate_from_elapsed
 from webtoon.media import media_url, user_file_name
 from webtoon.notifications.services import notify
 
-from . import backup, identity, likeness, reference_sheet, sweep, trigger_words
+from . import backup, identity, likeness, photos, reference_sheet, sweep, trigger_words
 from .checks import photo_embedding
 from .curation import require_trainable
 from .enums import CharacterStatus, SessionState
@@ -442,6 +442,25 @@ def retrain(
         job = _training_job(character, mode=mode)
         character.save()
     return job
+
+
+def retrain_with_uploads(
+    *, owner, character_id, mode: str, uploads: list, cut_ids: list[int]
+) -> Job:
+    """The retrain page's button: the owner's limits first, then the new photos stored (each
+    validated like step 1), then the retrain, so a refused retrain stores no photo."""
+    check_training_limits(owner)
+    photo_ids = [
+        photos.upload_photo(owner=owner, upload=f, consent=True).public_id for f in uploads
+    ]
+    return retrain(
+        owner=owner,
+        character_id=character_id,
+        mode=mode,
+        confirm_cost=True,
+        photo_ids=photo_ids,
+        cut_ids=cut_ids,
+    )
 
 
 def check_training_limits(owner) -> None:

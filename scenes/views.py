@@ -16,7 +16,7 @@ from webtoon.ui.money import price_text
 from webtoon.ui.sizes import size_label
 
 from . import reference, separation, services
-from .api import scene_dict
+from .presenters import scene_dict
 from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS
 
 

@@ -102,7 +102,7 @@ api.add_router("/character/", "characters.curation_api.router")
 api.add_router("/character/", "characters.training_api.router")
 api.add_router("/character/", "characters.backup_api.router")
 api.add_router("/character/", "characters.manage_api.router")
-api.add_router("/fal/", "characters.training_api.webhook_router")
+api.add_router("/fal/", "webtoon.jobs.webhooks.router")
 api.add_router("/scene/", "scenes.api.router")
 api.add_router("/episode/", "episodes.api.router")
 
