@@ -44,6 +44,7 @@ from django.utils.translation import gettext as _
 
 from webtoon.exceptions import Conflict
 
+from . import reference_sheet
 from .enums import CharacterStatus
 from .models import Character, Sample
 from .trigger_words import PREFIX
@@ -168,9 +169,7 @@ def _sheet(character: Character) -> BinaryIO:
     name = character.reference_sheet.name
     if name and default_storage.exists(name):
         return _open_stored(name)
-    from .reference_sheet import render_for  # lazy: drawing code, only when it is missing
-
-    return io.BytesIO(render_for(character) or b"")
+    return io.BytesIO(reference_sheet.render_for(character) or b"")
 
 
 def _open_stored(name: str) -> BinaryIO:
@@ -380,7 +379,7 @@ def backup_metadata(
 
 
 def _spent_on(character: Character):
-    from .presenters import spent_on  # presenters imports the pages' modules, not needed here
+    from .presenters import spent_on  # lazy: presenters imports training, which imports us
 
     return spent_on(character)
 

@@ -114,7 +114,7 @@ def sheet_items(character: Character) -> list[SheetItem]:
 def _training_images(training_data: str):
     if not training_data or not default_storage.exists(training_data):
         return []
-    from .backup import _reference_sheet  # lazy: backup imports this module for its ZIP
+    from .backup import _reference_sheet  # lazy: backup imports this module (its ZIP's sheet)
 
     try:
         with default_storage.open(training_data, "rb") as fh, zipfile.ZipFile(fh) as archive:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import zipfile
 from decimal import Decimal
 from itertools import islice
 
@@ -489,8 +490,6 @@ def _extra_cuts(character: Character, numbers: list[int]) -> list[Cut]:
 
 def _repackage(character: Character, photos: list, cuts: list[Cut]) -> None:
     """A new training ZIP: every image of the current one (with its caption) + the new ones."""
-    import zipfile
-
     style = style_prompt(character.style_id, character.custom_prompt)
     with character.current_version.training_data.open("rb") as old, zipfile.ZipFile(old) as zf:
         names = sorted(n for n in zf.namelist() if n.lower().endswith((".jpg", ".jpeg", ".png")))
