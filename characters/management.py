@@ -27,7 +27,9 @@ from webtoon.prompting.translate import english as prompt_english
 from . import backup, checks, likeness
 from .enums import CharacterStatus
 from .models import Character, CharacterImage
-from .training import character_for
+from .queries import character_for
+from .sweep import sweep_of
+from .training import current_samples
 
 logger = logging.getLogger(__name__)
 
@@ -232,8 +234,6 @@ def test_image_finished(call: RemoteCall) -> None:
 # --- shapes ---------------------------------------------------------------------------------------
 def character_dict(character: Character) -> dict:
     """SPEC §5.2, plus what the cards show."""
-    from .training import current_samples
-
     version = character.current_version
     return {
         "id": str(character.public_id),
@@ -265,8 +265,6 @@ def character_dict(character: Character) -> dict:
 
 
 def _sweep_fields(character: Character) -> dict:
-    from .sweep import sweep_of  # lazy: sweep registers its job kind
-
     sweep = sweep_of(character)
     return {
         "recommended_scale": sweep["recommended_scale"],

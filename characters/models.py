@@ -4,6 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -190,8 +191,6 @@ class Character(models.Model):
         return f"{self.name} ({self.trigger_word})"
 
     def get_absolute_url(self) -> str:
-        from django.urls import reverse
-
         return reverse("characters:detail", kwargs={"character_id": self.public_id})
 
     @property

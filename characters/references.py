@@ -30,6 +30,7 @@ from webtoon.media import user_file_name
 
 from . import likeness
 from .models import Character
+from .reference_sheet import sheet_items
 
 FRONT, THREE_QUARTER, PROFILE, OTHER = "front", "three_quarter", "profile", "other"
 ANGLE_ORDER = (FRONT, THREE_QUARTER, PROFILE)
@@ -126,8 +127,6 @@ def _from_cuts(character: Character, limit: int) -> list[dict]:
 
 
 def _from_sheet(character: Character, limit: int) -> list[dict]:
-    from .reference_sheet import sheet_items  # lazy: the sheet module imports backup
-
     out = []
     for item in sheet_items(character)[:limit]:
         name = default_storage.save(

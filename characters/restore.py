@@ -40,6 +40,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from PIL import Image
+from safetensors import safe_open
 
 from webtoon.accounts.throttle import check_action
 from webtoon.exceptions import Conflict, DomainError, InvalidInput
@@ -657,8 +658,6 @@ def check_safetensors(path: Path) -> None:
         raise _bad_lora(_("헤더가 JSON 객체가 아닙니다"))
     _check_tensors(header, data_size=size - 8 - n)
     try:
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="numpy") as opened:
             opened.keys()
     except Exception as exc:  # SafetensorError and whatever the Rust side raises

@@ -2,7 +2,8 @@
 
 import logging
 
-from . import checks
+from . import checks, management, reference_sheet
+from .models import Character
 
 logger = logging.getLogger(__name__)
 
@@ -17,15 +18,10 @@ def recheck_stale_cuts() -> int:
 
 
 def purge_deleted() -> int:
-    from . import management
-
     return management.purge_deleted()
 
 
 def build_reference_sheet(character_id: int) -> None:
-    from . import reference_sheet  # lazy: Pillow drawing, only in the worker
-    from .models import Character
-
     character = Character.objects.filter(pk=character_id).first()
     if character is None:
         logger.info("character %s is gone; no reference sheet", character_id)

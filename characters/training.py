@@ -44,6 +44,7 @@ from .generation import estimated_generation_cost
 from .models import Character, CharacterVersion, CreationSession, Cut, Sample
 from .packaging import TrainingItem, caption_for, write_training_zip
 from .prompts import style_prompt
+from .queries import character_for, photo_for
 
 logger = logging.getLogger(__name__)
 
@@ -135,15 +136,6 @@ def _failure_message(job: Job) -> str:
 
 BACKUP_FAILED = "로컬 백업에 실패했습니다. 수동으로 다운로드해주세요."
 POOR_RESULT_HINT = "학습 결과가 만족스럽지 않으면 재학습을 시도해보세요"
-
-
-def character_for(owner, character_id) -> Character:
-    """One of the owner's characters (deleted ones are gone for everybody but staff)."""
-    return get_object_or_404(
-        Character.objects.exclude(status=CharacterStatus.DELETED),
-        public_id=character_id,
-        owner=owner,
-    )
 
 
 # --- step 5: packaging ------------------------------------------------------------------------
@@ -420,8 +412,6 @@ def retrain(
     """SPEC §5.3 retrain: the current training images plus new ones (uploaded photos or newly
     generated cuts), as a new version made current or replacing the current one. The
     character stays usable with its current version meanwhile."""
-    from .photos import photo_for
-
     if not confirm_cost:
         raise InvalidInput(_("비용 안내를 확인한 뒤 학습을 시작해주세요. (confirm_cost: true)"))
     if mode not in ("new", "replace"):

@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from webtoon import backoffice
 
 from .models import Scene, SceneCharacter
+from .reference import scene_method
 
 
 class SceneCharacterInline(admin.TabularInline):
@@ -55,8 +56,6 @@ class SceneAdmin(backoffice.BackofficeAdmin):
     @admin.display(description=_("방식"))
     def method(self, obj):
         """lora | reference (issue 17) | - (prompt mode); the references are in `inputs`."""
-        from .reference import scene_method
-
         return scene_method(obj) or "-"
 
     @admin.display(description=_("캐릭터 수"), ordering="cast_count")

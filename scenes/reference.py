@@ -25,6 +25,7 @@ import random
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -37,8 +38,11 @@ from webtoon.jobs import services as jobs
 from webtoon.jobs.kinds import JobKind, register
 from webtoon.jobs.models import CallState, HostedFile, Job
 from webtoon.media import media_url
+from webtoon.prompting.translate import scene_english as english
 
+from . import separation
 from .models import Scene, SceneCharacter
+from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS
 
 logger = logging.getLogger(__name__)
 
@@ -232,8 +236,6 @@ def hosted_url(storage_name: str, backend_name: str) -> str:
     )
     if known is not None:
         return hosting.fresh_url(known.url, backend_name)
-    from django.core.files.storage import default_storage
-
     with default_storage.open(storage_name, "rb") as fh:
         data = fh.read()
     ext = storage_name.rsplit(".", 1)[-1].lower()
@@ -286,10 +288,6 @@ def two_characters(
     *, owner, characters: list[Character], location: str, situation: str, a_action: str,
     b_action: str, style: str, image_size: str, steps: int,
 ) -> Scene:
-    from webtoon.prompting.translate import scene_english as english
-
-    from .vocabulary import EXPRESSIONS, PLACES, SITUATIONS
-
     refs = references_of(characters)
     prompt = two_prompt(
         len(refs[0]), len(refs[1]), english(location, PLACES) or "a room",
@@ -337,7 +335,7 @@ def twin_of(scene: Scene) -> Scene | None:
 def compare(*, owner, scene_id) -> tuple[Scene, Scene]:
     """The same scene made the other way (once; asking again returns the pair), linked to
     it: (LoRA scene, reference scene)."""
-    from . import services  # services imports this module
+    from . import services  # lazy: services imports this module
 
     scene = services.scene_for(owner, scene_id)
     if scene.mode == Scene.Mode.PROMPT:
@@ -374,8 +372,6 @@ def compare_price(scene: Scene) -> Decimal:
     """What making the other one costs (shown on the compare button)."""
     if other_method(scene) == REFERENCE:
         return unit_cost(scene.image_size)
-    from . import separation
-
     if scene.mode == Scene.Mode.TWO:
         return separation.total(scene.image_size)  # separated by default
     return Decimal(str(separation.estimate(False, scene.image_size)["total"]))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 
@@ -109,8 +110,6 @@ def usable_character(owner, character_id) -> Character:
 def characters_for_scenes(owner):
     """Trained characters, and those usable by reference (issue 17): anything not deleted
     with curated cuts, training data or a photo to refer to."""
-    from django.db.models import Q
-
     usable = (
         Q(status=CharacterStatus.ACTIVE)
         | Q(session__isnull=False)
