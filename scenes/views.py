@@ -65,6 +65,21 @@ def index(request):
         # Issue 17: the method choice, each with its price.
         "reference_price": price_text(reference.unit_cost(services.ONE_SIZE)),
         "reference_price_two": price_text(reference.unit_cost(services.TWO_SIZE)),
+        # What each button costs by method and size: the page's script follows the choices.
+        "one_prices": {
+            size: {
+                "lora": price_text(separation.estimate(False, size)["total"]),
+                "reference": price_text(reference.unit_cost(size)),
+            }
+            for size in services.IMAGE_SIZES
+        },
+        "two_prices": {
+            services.TWO_SIZE: {
+                "lora": price_text(separation.estimate(True)["total"]),
+                "lora_single": price_text(separation.estimate(False)["total"]),
+                "reference": price_text(reference.unit_cost(services.TWO_SIZE)),
+            }
+        },
         "reference_explanation": _(reference.EXPLANATION),
     }
     return render(request, "scenes/index.html", context)

@@ -130,6 +130,38 @@ def test_browser_scene_guardrails_before_paying(page, live_server, settings):
     assert page.get_by_test_id("scene").count() == 0
 
 
+def test_browser_scene_price_follows_size_method_and_character(page, live_server):
+    from scenes import reference, separation
+    from webtoon.ui.money import price_text
+
+    user = login(page, live_server)
+    trained_character(user, name="김대리")
+    trained_character(user, name="이부장")
+    page.goto(live_server.url + "/scenes/")
+    one = page.get_by_test_id("scene-one")
+    button = page.get_by_test_id("scene-one-submit")
+
+    def lora(size):
+        return price_text(separation.estimate(False, size)["total"])
+
+    assert button.inner_text() == f"씬 생성 · {lora('portrait_4_3')}"
+    one.locator("select[name=image_size]").select_option("square_hd")
+    assert lora("square_hd") != lora("portrait_4_3")  # a megapixel price: sizes differ
+    assert button.inner_text() == f"씬 생성 · {lora('square_hd')}"
+    assert one.locator("[data-method-price=lora]").inner_text() == lora("square_hd")
+    one.locator("input[name=method][value=reference]").check()
+    assert button.inner_text() == f"씬 생성 · {price_text(reference.unit_cost('square_hd'))}"
+    shot(page, "scene-price-desktop")
+    page.set_viewport_size(PHONE)
+    assert no_sideways_scroll(page)
+    shot(page, "scene-price-phone")
+    # Two characters: switching the identity separation off shows the single-pass price.
+    two_button = page.get_by_test_id("scene-two-submit")
+    assert two_button.inner_text() == f"씬 생성 · {price_text(separation.estimate(True)['total'])}"
+    page.get_by_test_id("scene-two").locator("input[name=separate_identities]").uncheck()
+    assert two_button.inner_text() == f"씬 생성 · {price_text(separation.estimate(False)['total'])}"
+
+
 def test_browser_training_progress_moves_within_ten_seconds(
     page, live_server, settings, background_queue
 ):

@@ -295,7 +295,9 @@ def test_scene_page_shows_korean_words_prices_and_the_prompt_behind_a_toggle(
     from webtoon.ui.money import price_text
 
     one = price_text(separation.estimate(False, "portrait_4_3")["total"])
-    assert f"씬 생성 · {one}" in page and "$" in one and "₩" in one  # paid buttons show prices
+    # Paid buttons show prices (the page's script follows the size and method from there).
+    assert f"씬 생성 · <span data-chosen-price>{one}</span>" in page
+    assert "$" in one and "₩" in one
     assert "캐릭터 반영 강도" in page and "LoRA 강도" not in page
     assert ">세로 4:3<" in page and ">portrait_4_3<" not in page
 

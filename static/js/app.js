@@ -96,6 +96,39 @@
       span.textContent = radio.dataset.price;
     });
   });
+  // Scene forms: the price on the button follows the size, the method and the characters
+  // (auto: LoRA when every chosen character is trained, else the reference picture).
+  function scenePrice(form) {
+    var table = JSON.parse(form.dataset.prices);
+    var size = form.querySelector("select[name=image_size]");
+    var row = table[size ? size.value : Object.keys(table)[0]];
+    if (!row) return;
+    var chosen = form.querySelector("input[name=method]:checked");
+    var method = chosen && chosen.value;
+    if (!method) {
+      var picked = form.querySelectorAll("select[name^=character] option:checked[data-method]");
+      method = picked.length ? "lora" : "";
+      picked.forEach(function (option) {
+        if (option.dataset.method === "reference") method = "reference";
+      });
+      method = method || "lora"; // prompt mode: the plain model, priced like the LoRA pass
+    }
+    var separate = form.querySelector("input[name=separate_identities]");
+    var price = method === "lora" && separate && !separate.checked ? row.lora_single : row[method];
+    form.querySelectorAll("[data-chosen-price]").forEach(function (span) {
+      span.textContent = price;
+    });
+    form.querySelectorAll("[data-method-price]").forEach(function (span) {
+      span.textContent = row[span.dataset.methodPrice];
+    });
+  }
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("form[data-prices]");
+    if (form) scenePrice(form);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-prices]").forEach(scenePrice);
+  });
   // A click on the backdrop closes the zoom dialog too.
   document.addEventListener("click", function (event) {
     if (event.target.id === "zoom") event.target.close();

@@ -455,7 +455,7 @@ def test_scene_page_offers_the_method_with_its_price_and_explanation(alice_clien
     assert EXPLANATION in page
     assert re.search(r'name="method" value="reference"', page)
     assert re.search(r'name="method" value="lora"', page)
-    assert "참조 이미지 · $0.02" in page
+    assert re.search(r"참조 이미지 · <span data-method-price=\"reference\">\$0\.02", page)
     # A character still training is offered, marked as usable by reference.
     assert re.search(r"김대리 \(학습 중 · 참조 이미지로 사용\)", page)
 

@@ -1,3 +1,5 @@
+import json
+
 from django import template
 
 from webtoon.ui import money, sizes
@@ -9,6 +11,12 @@ register = template.Library()
 def price(usd) -> str:
     """{{ cost|price }} → "$0.48 · ₩672"."""
     return money.price_text(usd or 0)
+
+
+@register.filter
+def json_attr(value) -> str:
+    """{{ table|json_attr }} inside an attribute: JSON, escaped by the template."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 @register.filter
