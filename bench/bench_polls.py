@@ -11,12 +11,14 @@ bench_status.py) alternately with /bench/ping; printed: requests/s, p99, the ser
 request, the ratios to ping, and the SQL statements of one poll (in-process, warm).
 
     .venv/bin/python bench/bench_polls.py --db both --duration 10
+    .venv/bin/python bench/bench_polls.py --db both --redis redis://127.0.0.1:6379/9
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -54,18 +56,39 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--repeat", type=int, default=1, help="wrk runs per endpoint")
     parser.add_argument("--only", default="", help="comma-separated poll names")
+    parser.add_argument(
+        "--redis",
+        default="",
+        help="REDIS_URL for the cache, sessions and broker, as deployed with several workers "
+        "(an empty Redis database of its own, e.g. redis://127.0.0.1:6379/9; emptied after)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (Debian package)")
     if args.child_db is None:
         sys.exit(run_children(__file__, args.db, passthrough_args(sys.argv[1:])))
     with bench_environment(args.child_db, "polls", settings_module="bench.settings") as env:
-        run(args, env)
+        if not args.redis:
+            run(args, env)
+            return
+        import redis
+
+        server = redis.Redis.from_url(args.redis)
+        if server.dbsize():
+            sys.exit(f"{args.redis} is not empty: give the bench a Redis database of its own")
+        os.environ["REDIS_URL"] = env["REDIS_URL"] = args.redis
+        try:
+            run(args, env)
+        finally:
+            server.flushdb()  # its sessions, cached rows and queued tasks
 
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> None:
     setup_django()
     print(f"machine: {machine_note()}; database: {db_label()}")
+    from django.conf import settings
+
+    print(f"cache: {settings.CACHES['default']['BACKEND']}; sessions: {settings.SESSION_ENGINE}")
     token, job = seed()
     endpoints = {
         "ping": ("/bench/ping", {}),

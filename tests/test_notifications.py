@@ -74,6 +74,33 @@ def test_nav_badge_partial_returns_fresh_count(alice_client, user):
     assert badge_count(response.content.decode()) == 1
 
 
+def test_nav_badge_poll_follows_every_change_at_once(alice_client, user):
+    # The count is cached between polls (issue 19); each change shows on the very next one.
+    def poll():
+        return badge_count(alice_client.get("/notifications/badge/").content.decode())
+
+    first = notify_done(user)
+    assert poll() == 1
+    assert poll() == 1
+    notify_done(user)
+    assert poll() == 2  # a new notification
+    alice_client.get(f"/notifications/{first.pk}/open/")
+    assert poll() == 1  # one opened
+    alice_client.post("/notifications/read-all/")
+    assert poll() is None  # all read
+
+
+def test_nav_badge_cached_count_is_never_another_users(client, user, other_user):
+    notify_done(user)
+    notify_done(user)
+    notify_done(other_user)
+    client.force_login(user)
+    assert badge_count(client.get("/notifications/badge/").content.decode()) == 2
+    client.force_login(other_user)
+    assert badge_count(client.get("/notifications/badge/").content.decode()) == 1
+    assert badge_count(client.get("/").content.decode()) == 1
+
+
 def test_nav_badge_partial_anonymous_stops_polling(client):
     response = client.get("/notifications/badge/", HTTP_HX_REQUEST="true")
 

@@ -42,6 +42,7 @@ PROBE = textwrap.dedent(
         "conn_max_age": db.get("CONN_MAX_AGE"),
         "q_cluster": {k: v for k, v in settings.Q_CLUSTER.items() if k in ("orm", "redis")},
         "cache": settings.CACHES["default"]["BACKEND"],
+        "sessions": settings.SESSION_ENGINE,
         "backend": settings.WEBTOON_BACKEND,
         "storage": settings.STORAGES["default"]["BACKEND"],
         "storage_options": settings.STORAGES["default"]["OPTIONS"],
@@ -91,6 +92,8 @@ def test_settings_defaults_use_orm_broker_offline_backend_local_media(tmp_path):
     assert s["q_cluster"] == {"orm": "default"}
     assert s["backend"] == "offline"
     assert s["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    # Not cached per process: a logout in one worker must end the session in all of them.
+    assert s["sessions"] == "django.contrib.sessions.backends.db"
     assert s["storage"] == "django.core.files.storage.FileSystemStorage"
     assert Path(s["storage_options"]["location"]) == tmp_path / "media"
 
@@ -108,6 +111,7 @@ def test_settings_database_and_redis_urls_use_postgres_and_redis(tmp_path):
     assert s["conn_max_age"] == 60
     assert s["q_cluster"] == {"redis": "redis://127.0.0.1:6379/0"}
     assert s["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert s["sessions"] == "django.contrib.sessions.backends.cached_db"  # shared: safe
 
 
 def test_settings_fal_key_selects_fal_backend(tmp_path):

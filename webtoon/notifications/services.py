@@ -44,6 +44,7 @@ def notify(
         logger.warning("notification link %r is not site-relative; dropped", link)
         link = ""
     notification = Notification.objects.create(owner=user, kind=kind, message=message, link=link)
+    forget_unread_count(user)  # the badge's cached count
     address = (getattr(user, "email", "") or "").strip()
     if address:
         subject = str(email_subject) if email_subject else _default_subject(message)
@@ -54,17 +55,40 @@ def notify(
     return notification
 
 
+# The nav badge polls every 30 s on every open page, and every full page shows the count
+# (issue 19): it is kept this long in the default cache. Every change made here forgets it
+# at once (in Redis, for all processes); a row changed elsewhere (the admin), by another
+# process with the per-process cache, or read by a badge inside the writer's still open
+# transaction, shows within this bound: before the next poll.
+UNREAD_CACHE_SECONDS = 10
+
+
+def _unread_key(user) -> str:
+    return f"unread-notifications:{user.pk}"
+
+
 def unread_count(user) -> int:
     if not getattr(user, "is_authenticated", False):
         return 0
-    return Notification.objects.filter(owner=user, read_at__isnull=True).count()
+    key = _unread_key(user)
+    count = cache.get(key)
+    if count is None:
+        count = Notification.objects.filter(owner=user, read_at__isnull=True).count()
+        cache.set(key, count, UNREAD_CACHE_SECONDS)
+    return count
+
+
+def forget_unread_count(user) -> None:
+    cache.delete(_unread_key(user))
 
 
 def mark_all_read(user) -> int:
     """Mark every unread notification of `user` read; returns how many changed."""
-    return Notification.objects.filter(owner=user, read_at__isnull=True).update(
+    changed = Notification.objects.filter(owner=user, read_at__isnull=True).update(
         read_at=timezone.now()
     )
+    forget_unread_count(user)
+    return changed
 
 
 def mark_read(user, notification_id: int) -> Notification:
@@ -73,6 +97,7 @@ def mark_read(user, notification_id: int) -> Notification:
     if notification.read_at is None:
         notification.read_at = timezone.now()
         notification.save(update_fields=["read_at"])
+        forget_unread_count(user)
     return notification
 
 
