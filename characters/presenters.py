@@ -6,14 +6,12 @@ import math
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
 from django.conf import settings
 from django.templatetags.static import static
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from webtoon.jobs.presenters import wait_message
 from webtoon.jobs.progress import estimate_from_elapsed
 from webtoon.media import media_url
 from webtoon.prompting.translate import source_of
@@ -70,37 +68,12 @@ def style_options(form) -> list[dict]:
     ]
 
 
-# The columns a curation grid shows, read once per page or poll as plain values (issue 19:
-# the cut rows, their calls, the summary and the checks count were five reads of model
-# instances; the 2 s poll now makes one).
-CUT_COLUMNS = (
-    "number", "label_ko", "category", "image", "selected", "error", "quality_ok",
-    "quality_reasons", "similarity", "identity", "call_id", "call__job_id", "call__state",
-    "call__queue_position", "call__finished_at",
-)  # fmt: skip
-
-
-def cut_rows(session: CreationSession) -> list[dict]:
-    return list(session.cuts.order_by("number").values(*CUT_COLUMNS))
-
-
-def _row_state(row: dict) -> str:
-    """generation.cut_state for a row of cut_rows."""
-    if row["image"]:
-        return "completed"
-    if row["error"]:
-        return "failed"
-    if row["call_id"] is None:
-        return "pending"
-    return generation.CUT_STATES.get(row["call__state"], "pending")
-
-
 def cut_cells(session: CreationSession, rows: list[dict] | None = None) -> list[dict]:
     judged = session.style_id in REALISTIC_FACE_STYLES
     labels = dict(CutCategory.choices)
     cells = []
-    for cut in cut_rows(session) if rows is None else rows:
-        state = _row_state(cut)
+    for cut in generation.cut_rows(session) if rows is None else rows:
+        state = generation.row_state(cut)
         checking = state == "completed" and cut["quality_ok"] is None
         shown = (
             None
@@ -158,26 +131,12 @@ def _checks_running_of(rows: list[dict]) -> int:
     )
 
 
-def _wait_message_of(jobs_of_session: list, rows: list[dict]) -> str:
-    """The first of the session's jobs that waits, from the calls its cuts hold (as the
-    generation-status API does); a job none of the cuts holds reads its calls."""
-    for job in jobs_of_session:
-        calls = [
-            SimpleNamespace(state=r["call__state"], queue_position=r["call__queue_position"])
-            for r in rows
-            if r["call_id"] is not None and r["call__job_id"] == job.pk
-        ]
-        if message := wait_message(job, calls or None):
-            return message
-    return ""
-
-
 def curation_context(session: CreationSession, jobs_of_session: list | None = None) -> dict:
     """The curation grid: one read of the cuts (with their calls) and one of the session's
     jobs, unless the caller (the poll, which asked for their refresh) passes them."""
     if jobs_of_session is None:
         jobs_of_session = generation.session_jobs(session)
-    rows = cut_rows(session)
+    rows = generation.cut_rows(session)  # one read: cells, summary, checks, waiting
     cells = cut_cells(session, rows)
     summary = _summary_of(rows)
     done = sum(c["state"] == "completed" for c in cells)
@@ -195,7 +154,7 @@ def curation_context(session: CreationSession, jobs_of_session: list | None = No
         ),
         "min_selected": settings.MIN_SELECTED_CUTS,
         "deadline_message": generation.deadline_message(session, jobs_of_session),
-        "wait_message": _wait_message_of(jobs_of_session, rows),
+        "wait_message": generation.rows_wait_message(jobs_of_session, rows),
         "checks_running": _checks_running_of(rows),
         # issue 16: near-copies of the photo teach the LoRA a single pose
         "near_copies": sum(

@@ -165,3 +165,37 @@ def test_the_card_poll_is_the_owners_only(client, user, other_user):
     Character.objects.filter(pk=character.pk).update(status="deleted")
     client.force_login(user)
     assert client.get(f"/characters/{character.public_id}/card/").status_code == 404
+
+
+# --- generation-status API -------------------------------------------------------------------
+def api_status(client, session) -> dict:
+    job = Job.objects.get(subject__session=session.pk)
+    response = client.get(f"/api/character/generation-status/{job.public_id}")
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_generation_status_shows_each_change_on_the_next_read(alice_client, grid):
+    session = grid
+    body = api_status(alice_client, session)
+    assert body["status"] == "generating" and body["completed_cuts"] == 0
+    assert [c["state"] for c in body["cuts"]] == ["generating"] * 24
+
+    finish(session, 5, quality_ok=False, similarity=0.9, quality_reasons=["흐림"])
+    body = api_status(alice_client, session)
+    cut = body["cuts"][4]
+    assert body["completed_cuts"] == 1 and cut["state"] == "completed"
+    assert cut["url"] == body["preview_urls"][4] and cut["url"].startswith("/media/u/")
+    assert (cut["quality_ok"], cut["similarity"], cut["quality_reasons"]) == (False, 0.9, ["흐림"])
+    assert body["preview_urls"][:4] == [None] * 4
+
+    Job.objects.get(subject__session=session.pk).calls.update(
+        state=CallState.SUBMITTED, queue_position=2
+    )
+    assert api_status(alice_client, session)["wait_message"] == "대기 중 (앞에 2건)"
+
+
+def test_generation_status_of_someone_elses_cuts_is_a_404(client, other_user, grid):
+    client.force_login(other_user)
+    job = Job.objects.get(subject__session=grid.pk)
+    assert client.get(f"/api/character/generation-status/{job.public_id}").status_code == 404
