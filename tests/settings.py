@@ -48,3 +48,15 @@ DAILY_SITE_SPEND_CAP_USD = 0
 RATE_LIMIT_RESTORE = RATE_LIMIT_UPLOADS = RATE_LIMIT_EXPORTS = RATE_LIMIT_PREVIEWS = ""
 SIGNUP_RATE_LIMIT = ""
 SIGNUP_REQUIRE_EMAIL_VERIFICATION = False
+
+# `make test` runs the suite in parallel (pytest-xdist, one process per core): each worker has
+# its own temp folder and test database (above, and pytest-django's _gwN suffix), and on Redis
+# a database number of its own, or one worker's cache.clear() (FLUSHDB) would empty the
+# other's keys in the middle of a test.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if REDIS_URL and _WORKER.startswith("gw"):  # noqa: F405
+    _base, _, _db = REDIS_URL.rstrip("/").rpartition("/")  # noqa: F405
+    if _db.isdigit() and _base.count("/") >= 2:
+        REDIS_URL = f"{_base}/{(int(_db) + int(_WORKER[2:])) % 16}"
+        Q_CLUSTER["redis"] = REDIS_URL
+        CACHES = {"default": {**CACHES["default"], "LOCATION": REDIS_URL}}  # noqa: F405

@@ -123,6 +123,10 @@ class FakeRequest:
     error_headers: dict[str, str] = field(default_factory=dict)
     webhook_url: str | None = None  # fal_webhook of the submit, where fal reports the end
     webhook_sent: bool = False
+    # What seeds its picture: its endpoint and prompt, and how many requests before it had the
+    # same ones (a regenerated cut is a new picture), so a test draws the same pictures each
+    # run whatever order its concurrent calls reach the fake in (issue 19, tests/conftest.py).
+    draw: str = ""
 
 
 # What a trainer's progress line looks like (fal documents none; these are seen in the wild).
@@ -221,6 +225,7 @@ class FalFake:
         self.llm_replies: dict[str, str] = {}
         self.llm_requests: list[dict[str, Any]] = []
         self._ids = itertools.count(1)
+        self._draws: dict[str, int] = {}
         self._lock = threading.Lock()
         self.router = respx.mock(assert_all_called=False, assert_all_mocked=True)
         self._install()
@@ -541,6 +546,9 @@ class FalFake:
         with self._lock:
             rid = f"req-{next(self._ids):05d}-{random.randrange(16**6):06x}"
             fake = FakeRequest(rid, endpoint, arguments, time.monotonic(), dict(request.headers))
+            what = f"{endpoint}|{arguments.get('prompt', '')}"
+            self._draws[what] = self._draws.get(what, 0) + 1
+            fake.draw = f"{what}|{self._draws[what]}"
             if self.queue_polls == 0 and (
                 self.concurrency is None
                 or (
@@ -742,7 +750,7 @@ class FalFake:
         if own is not None:
             image, (width, height) = own, own.size
         elif image is None:
-            seed = sum(fake.request_id.encode())
+            seed = sum((fake.draw or fake.request_id).encode())
             image = Image.new("RGB", (width, height), (seed % 256, 120, 200))
         else:
             image = self._vary(image, fake, (width, height))
@@ -868,9 +876,10 @@ class FalFake:
 
     @staticmethod
     def _vary(image: Image.Image, fake: FakeRequest, size: tuple[int, int]) -> Image.Image:
-        # Like a real edit model: a different framing of the reference per request.
+        # Like a real edit model: a different framing of the reference per request, drawn
+        # from FakeRequest.draw rather than the random request id.
         mirror = "left" in str(fake.arguments.get("prompt", ""))
-        return vary_photo(image, random.Random(fake.request_id), size, mirror=mirror)
+        return vary_photo(image, random.Random(fake.draw or fake.request_id), size, mirror=mirror)
 
     def _source(self, arguments: dict[str, Any]) -> Image.Image | None:
         for url in [arguments.get("image_url"), *(arguments.get("image_urls") or [])]:
