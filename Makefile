@@ -48,8 +48,11 @@ lint: install
 
 # The suite runs in TEST_WORKERS processes (pytest-xdist; `auto`: one per core), each with its
 # own temp folder, test database and Redis database (tests/settings.py). TEST_WORKERS=0: one.
+# `--dist load` hands tests out in collection order, where pytest-django puts the transactional
+# ones (live_server, browser) last: a worker never runs an ordinary test after one that
+# flushed the tables (and the rows the migrations seed). `worksteal` could, and did.
 TEST_WORKERS ?= auto
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist worksteal)
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist load)
 
 test-sqlite: install
 	$(PY) -m pytest $(XDIST) --durations=30
