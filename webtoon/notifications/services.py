@@ -79,7 +79,11 @@ def unread_count(user) -> int:
 
 
 def forget_unread_count(user) -> None:
-    cache.delete(_unread_key(user))
+    """Now, and again when the writer's transaction commits: a badge read in between would
+    otherwise keep the old count for UNREAD_CACHE_SECONDS."""
+    key = _unread_key(user)
+    cache.delete(key)
+    transaction.on_commit(lambda: cache.delete(key))
 
 
 def mark_all_read(user) -> int:
