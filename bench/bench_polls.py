@@ -90,17 +90,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
 
     print(f"cache: {settings.CACHES['default']['BACKEND']}; sessions: {settings.SESSION_ENGINE}")
     token, job = seed()
-    endpoints = {
-        "ping": ("/bench/ping", {}),
-        "training-status": (
-            f"/api/character/training-status/{job.public_id}",
-            {"HTTP_AUTHORIZATION": f"Bearer {token}"},
-        ),
-        **seed_polls(),
-    }
-    if args.only:
-        wanted = {"ping", *args.only.split(",")}
-        endpoints = {k: v for k, v in endpoints.items() if k in wanted}
+    endpoints = poll_endpoints(token, job, seed_polls(), args.only)
     queries = {name: count_queries(path, headers) for name, (path, headers) in endpoints.items()}
 
     port = free_port()
@@ -179,6 +169,23 @@ def count_queries(path: str, headers: dict) -> int:
 
 
 # --- data -------------------------------------------------------------------------------------
+def poll_endpoints(token, job, polls: dict, only: str = "") -> dict[str, tuple[str, dict]]:
+    """The bare view, the training-status read and the page polls; `only` (comma list)
+    keeps those named, the bare view always."""
+    endpoints = {
+        "ping": ("/bench/ping", {}),
+        "training-status": (
+            f"/api/character/training-status/{job.public_id}",
+            {"HTTP_AUTHORIZATION": f"Bearer {token}"},
+        ),
+        **polls,
+    }
+    if only:
+        wanted = {"ping", *only.split(",")}
+        endpoints = {k: v for k, v in endpoints.items() if k in wanted}
+    return endpoints
+
+
 def seed_polls() -> dict[str, tuple[str, dict]]:
     """For bench_status's user: a cut set in flight (24 cuts, 12 with their image and quality
     check, the job RUNNING and looked at just now), a training character (its card), three

@@ -54,22 +54,10 @@ def run(args) -> None:
 
     print(f"machine: {machine_note()}; database: {db_label()}")
     token, job = seed()
-    polls = {}
-    if args.only != "training-status":
-        from bench.bench_polls import seed_polls
+    from bench.bench_polls import poll_endpoints, seed_polls
 
-        polls = seed_polls()
-    endpoints = {
-        "ping": ("/bench/ping", {}),
-        "training-status": (
-            f"/api/character/training-status/{job.public_id}",
-            {"HTTP_AUTHORIZATION": f"Bearer {token}"},
-        ),
-        **polls,
-    }
-    if args.only:
-        wanted = {"ping", *args.only.split(",")}
-        endpoints = {k: v for k, v in endpoints.items() if k in wanted}
+    polls = seed_polls() if args.only != "training-status" else {}
+    endpoints = poll_endpoints(token, job, polls, args.only)
     handler = _handler()
     results = {}
     for name, (path, headers) in endpoints.items():
