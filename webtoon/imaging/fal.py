@@ -7,9 +7,7 @@ is mapped to our BackendError family here, so the job engine sees one vocabulary
 from __future__ import annotations
 
 import json
-import os
 import re
-import threading
 from typing import IO, Any
 from urllib.parse import urlsplit
 
@@ -19,6 +17,7 @@ from django.conf import settings
 from fal_client.auth import MissingCredentialsError
 
 from webtoon.logsafety import redact
+from webtoon.per_process import per_process
 
 from .base import (
     AccountRefused,
@@ -35,21 +34,15 @@ from .base import (
 )
 
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-_download_clients: dict[int, httpx.Client] = {}
-_download_client_lock = threading.Lock()
 
 
 def _download_client() -> httpx.Client:
     """One client per process for result downloads: a new client loads the CA bundle again
     (tens of ms of CPU under the GIL, 24 times for a cut set) and opens new connections to
-    the same fal media hosts. Keyed by pid: a forked worker opens its own connections."""
-    pid = os.getpid()
-    if (client := _download_clients.get(pid)) is None:
-        with _download_client_lock:  # the pool's threads ask at once: build it once
-            if (client := _download_clients.get(pid)) is None:
-                client = httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False)
-                _download_clients[pid] = client
-    return client
+    the same fal media hosts."""
+    return per_process(
+        "fal-downloads", lambda: httpx.Client(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False)
+    )
 
 
 # A 403 about a file (a LoRA or image URL fal could not fetch) names it; any other 403

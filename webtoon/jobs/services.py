@@ -52,6 +52,7 @@ from webtoon.imaging import (
     get_backend,
 )
 from webtoon.media import owner_prefix
+from webtoon.per_process import per_process
 
 from . import account, hosting, limits, pricing
 from .kinds import JobKind, get_kind
@@ -470,17 +471,12 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
 def _pool() -> ThreadPoolExecutor:
-    """This process's network threads, started once (not once per pass). Keyed by the pid:
-    a forked worker must not inherit its parent's threads."""
-    key = (os.getpid(), max(1, settings.JOB_SUBMIT_CONCURRENCY))
-    if (pool := _pools.get(key)) is None:
-        pool = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="fal")
-        pool = _pools.setdefault(key, pool)
-    return pool
+    """This process's network threads, started once (not once per pass)."""
+    size = max(1, settings.JOB_SUBMIT_CONCURRENCY)
+    return per_process(
+        ("fal-pool", size), lambda: ThreadPoolExecutor(max_workers=size, thread_name_prefix="fal")
+    )
 
 
 def _run_network(calls: list[RemoteCall], job: Job) -> Iterator[tuple[RemoteCall, Outcome]]:
