@@ -335,10 +335,10 @@ def cut_rows(session: CreationSession) -> list[dict]:
 
 
 def row_state(row: dict) -> str:
-    """cut_state for a row of cut_rows."""
+    """What the grid and generation-status say of a cut, from a row of cut_rows."""
     if row["image"]:
         return "completed"
-    if row["error"]:
+    if row["error"]:  # the call failed, or the safety filter took the picture
         return "failed"
     if row["call_id"] is None:
         return "pending"
@@ -391,13 +391,3 @@ def deadline_message(session: CreationSession, jobs_of_session: list[Job] | None
 
 def _has_deadline_calls(job: Job) -> bool:
     return job.is_terminal and job.calls.filter(error_code="deadline").exists()
-
-
-def cut_state(cut: Cut) -> str:
-    if cut.image:
-        return "completed"
-    if cut.error:  # the call failed, or the safety filter took the picture
-        return "failed"
-    if cut.call is None:
-        return "pending"
-    return CUT_STATES.get(cut.call.state, "pending")

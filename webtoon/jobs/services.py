@@ -602,7 +602,8 @@ def output_url(result: dict[str, Any], output_kind: str) -> str:
 
 # --- applying outcomes (database, runner thread) ----------------------------------------------
 def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
-    """Record what the network step found; True when the call reached a final state."""
+    """Record what the network step found (all but "status": `_apply_status`); True when
+    the call reached a final state."""
     now = timezone.now()
     call.last_checked_at = now
     if outcome.kind == "submitted":
@@ -650,8 +651,8 @@ def _apply(call: RemoteCall, outcome: Outcome, job: Job, kind: JobKind) -> bool:
         _finish(call, CallState.SUCCEEDED, outcome.error.code, str(outcome.error)[:2000], now)
         _close_attempt(call, "succeeded_unstored", str(outcome.error))
         return True
-    call.save()
-    return False
+    # "status" (still at fal) never comes here: advance_job saves a pass's in one commit.
+    raise ValueError(f"unknown network outcome {outcome.kind!r}")
 
 
 # What a poll that found the call still at fal changes (saved for the pass in one commit).
