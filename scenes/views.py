@@ -47,6 +47,24 @@ def index(request):
     ]
     # The slider starts at the default of the character the dropdown shows selected.
     selected = next((c for c in rows if c["chosen"]), rows[0] if rows else None)
+    separated, single = separation.estimate(True), separation.estimate(False)
+    # What each button costs by method and size (the same estimate a scene card's
+    # [다시 생성] shows, per megapixel): the page shows the default size's row and its script
+    # follows the choices with the rest.
+    one_prices = {
+        size: {
+            "lora": price_text(separation.estimate(False, size)["total"]),
+            "reference": price_text(reference.unit_cost(size)),  # issue 17: the method choice
+        }
+        for size in services.IMAGE_SIZES
+    }
+    two_prices = {
+        services.TWO_SIZE: {
+            "lora": price_text(separated["total"]),
+            "lora_single": price_text(single["total"]),
+            "reference": price_text(reference.unit_cost(services.TWO_SIZE)),
+        }
+    }
     context = {
         "characters": rows,
         "one_scale": selected["scale"] if selected else settings.LORA_SCALE_DEFAULT,
@@ -57,29 +75,13 @@ def index(request):
         "scenes": [page_scene(s) for s in scenes],
         "filter": str(filter_id or ""),
         "sizes": services.IMAGE_SIZES,
-        "estimate_separated": separation.estimate(True),
-        # The same estimate a scene card's [다시 생성] shows (per megapixel of the size).
-        "one_price": price_text(separation.estimate(False, services.ONE_SIZE)["total"]),
+        "estimate_separated": separated,
+        "estimate_single": single,
         "max_scale_sum": services.MAX_SCALE_SUM,
-        "estimate_single": separation.estimate(False),
-        # Issue 17: the method choice, each with its price.
-        "reference_price": price_text(reference.unit_cost(services.ONE_SIZE)),
-        "reference_price_two": price_text(reference.unit_cost(services.TWO_SIZE)),
-        # What each button costs by method and size: the page's script follows the choices.
-        "one_prices": {
-            size: {
-                "lora": price_text(separation.estimate(False, size)["total"]),
-                "reference": price_text(reference.unit_cost(size)),
-            }
-            for size in services.IMAGE_SIZES
-        },
-        "two_prices": {
-            services.TWO_SIZE: {
-                "lora": price_text(separation.estimate(True)["total"]),
-                "lora_single": price_text(separation.estimate(False)["total"]),
-                "reference": price_text(reference.unit_cost(services.TWO_SIZE)),
-            }
-        },
+        "one_prices": one_prices,
+        "two_prices": two_prices,
+        "one": one_prices[services.ONE_SIZE],
+        "two": two_prices[services.TWO_SIZE],
         "reference_explanation": _(reference.EXPLANATION),
     }
     return render(request, "scenes/index.html", context)
