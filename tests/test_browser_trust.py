@@ -162,6 +162,7 @@ def test_browser_scene_price_follows_size_method_and_character(page, live_server
     assert two_button.inner_text() == f"씬 생성 · {price_text(separation.estimate(False)['total'])}"
 
 
+@pytest.mark.long
 def test_browser_training_progress_moves_within_ten_seconds(
     page, live_server, settings, background_queue
 ):
@@ -207,6 +208,7 @@ def test_browser_last_card_deleted_shows_the_empty_state_and_says_so(page, live_
 
 
 # --- screenshots of the four pages, desktop and phone -----------------------------------------
+@pytest.mark.long
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_browser_four_pages_look_finished(
     page, live_server, settings, background_queue, viewport

@@ -83,6 +83,7 @@ def test_browser_upload_generate_and_curate(page, live_server, settings, backgro
     assert errors == []
 
 
+@pytest.mark.long
 def test_browser_photo_to_active_character(page, live_server, settings, background_queue):
     """The whole flow on the offline backend: photo → 24 cuts → curate → package → cost
     notice → training with live progress → completion with 3 test images."""
