@@ -58,7 +58,7 @@ def _job_table(jobs) -> str:
     )
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(backoffice.BackofficeInline):
     model = CharacterVersion
     extra = 0
     can_delete = False
@@ -88,7 +88,7 @@ class VersionInline(admin.TabularInline):
         )
 
 
-class SampleInline(admin.TabularInline):
+class SampleInline(backoffice.BackofficeInline):
     model = Sample
     extra = 0
     can_delete = False
@@ -410,7 +410,7 @@ class CharacterAdmin(backoffice.BackofficeAdmin):
         return None
 
 
-class CutInline(admin.TabularInline):
+class CutInline(backoffice.BackofficeInline):
     model = Cut
     extra = 0
     can_delete = False

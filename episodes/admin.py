@@ -26,7 +26,7 @@ class StylePresetAdmin(admin.ModelAdmin):
         return obj.episode_count
 
 
-class PanelInline(admin.TabularInline):
+class PanelInline(backoffice.BackofficeInline):
     model = Panel
     extra = 0
     fields = ("position", "preview", "scene", "height")
@@ -61,7 +61,7 @@ class EpisodeAdmin(backoffice.BackofficeAdmin):
         return obj.panel_count
 
 
-class BubbleInline(admin.TabularInline):
+class BubbleInline(backoffice.BackofficeInline):
     model = Bubble
     extra = 0
     fields = ("kind", "text", "x", "y", "w", "h", "tail_x", "tail_y", "font_size")

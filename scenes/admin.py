@@ -9,7 +9,7 @@ from .models import Scene, SceneCharacter
 from .reference import scene_method
 
 
-class SceneCharacterInline(admin.TabularInline):
+class SceneCharacterInline(backoffice.BackofficeInline):
     model = SceneCharacter
     extra = 0
     raw_id_fields = ("character", "version")

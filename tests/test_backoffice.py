@@ -638,3 +638,18 @@ def test_changelist_queries_do_not_grow_with_rows(name, who, admin_client, suppo
     fifty, sql = _count_queries(staff, url, 50)
 
     assert fifty == one, sql
+
+
+def test_an_address_typed_without_a_scheme_is_kept_as_https():
+    """Support staff pasting "v3.fal.media/..." into a scene's LoRA address get https
+    (Django 6's default, set now for every back-office form and inline)."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/")
+    request.user = get_user_model().objects.create_superuser("root", "r@example.com", "pw-1")
+    inline = admin.site._registry[Scene].inlines[0](Scene, admin.site)
+    form = inline.get_formset(request).form
+    assert form.base_fields["lora_url"].clean("v3.fal.media/l.safetensors") == (
+        "https://v3.fal.media/l.safetensors"
+    )

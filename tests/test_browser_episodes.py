@@ -258,7 +258,7 @@ def test_browser_lettering_kinds_emoji_and_free_places(page, live_server, viewpo
     rendered = Image.open(io.BytesIO(response.body())).convert("RGB")
     box = (bubble.x * 800, bubble.y * rendered.height, (bubble.x + bubble.w) * 800,
            (bubble.y + bubble.h) * rendered.height)
-    colourful = [p for p in rendered.crop(tuple(map(round, box))).getdata()
+    colourful = [p for p in rendered.crop(tuple(map(round, box))).get_flattened_data()
                  if max(p) - min(p) > 120 and min(p) < 100]
     assert len(colourful) > 50
 

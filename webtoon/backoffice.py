@@ -14,6 +14,7 @@ from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.files.storage import default_storage
+from django.db import models
 from django.db.models import Count, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
@@ -118,9 +119,19 @@ def admin_link(obj, text=None) -> str:
     return format_html('<a href="{}">{}</a>', url, text if text is not None else str(obj))
 
 
+# Addresses typed without a scheme are https (Django 6's default; 5.2 warns without it).
+URL_INPUTS = {models.URLField: {"assume_scheme": "https"}}
+
+
+class BackofficeInline(admin.TabularInline):
+    formfield_overrides = URL_INPUTS
+
+
 # --- audited actions --------------------------------------------------------------------------
 class BackofficeAdmin(admin.ModelAdmin):
     """Actions are logged in Django's admin log and can be run from the object's page."""
+
+    formfield_overrides = URL_INPUTS
 
     change_form_template = "admin/backoffice/change_form.html"
     # Actions offered as buttons on the change page (those the user may run).

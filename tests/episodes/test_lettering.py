@@ -197,7 +197,7 @@ def test_fitting_shrinks_the_font_before_splitting_a_jamo_run():
 def test_emoji_are_drawn_in_colour_not_as_boxes():
     panel = drawn("speech", "좋아요 😀")
     inside = panel.crop((260, 220, 540, 380))
-    colourful = [p for p in inside.getdata() if max(p) - min(p) > 120]
+    colourful = [p for p in inside.get_flattened_data() if max(p) - min(p) > 120]
     assert len(colourful) > 100  # yellow face pixels, not a black "tofu" outline
     assert rendering.runs("좋아요 😀") == [("좋아요 ", False), ("😀", True)]
 

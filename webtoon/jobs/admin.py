@@ -68,7 +68,7 @@ def _duration(call: RemoteCall) -> str:
     return f"{seconds:.1f}s"
 
 
-class RemoteCallInline(admin.TabularInline):
+class RemoteCallInline(backoffice.BackofficeInline):
     model = RemoteCall
     extra = 0
     can_delete = False
@@ -243,7 +243,7 @@ class JobAdmin(backoffice.BackofficeAdmin):
         )
 
 
-class CallAttemptInline(admin.TabularInline):
+class CallAttemptInline(backoffice.BackofficeInline):
     model = CallAttempt
     extra = 0
     can_delete = False
@@ -337,6 +337,8 @@ class FalAccountAdmin(backoffice.BackofficeAdmin):
 @admin.register(HostedFile)
 class HostedFileAdmin(admin.ModelAdmin):
     """Our files hosted on fal and when: re-uploaded before reuse once too old."""
+
+    formfield_overrides = backoffice.URL_INPUTS
 
     list_display = ("storage_name", "backend", "uploaded_at", "url", "replaced_by")
     search_fields = ("storage_name", "url")
