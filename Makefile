@@ -51,8 +51,9 @@ lint: install
 # with its own temp folder, test database and Redis database (tests/settings.py).
 # TEST_WORKERS=0: one process; TEST_WORKERS=auto: one per core.
 # `--dist load` hands tests out in collection order, where pytest-django puts the transactional
-# ones (live_server, browser) last: a worker never runs an ordinary test after one that
-# flushed the tables (and the rows the migrations seed). `worksteal` could, and did.
+# ones (live_server, browser) after every plain database test: a worker never runs a database
+# test after one that flushed the tables (and the rows the migrations seed). `worksteal`
+# could, and did. Both database passes use it.
 TEST_WORKERS ?= $(shell n=$$(( 2 * $$(nproc 2>/dev/null || echo 1) )); echo $$(( n > 8 ? 8 : n )))
 XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist load)
 
