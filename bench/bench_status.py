@@ -11,7 +11,8 @@ the medians of requests/s and p99 are printed with the ratios status/ping.
 
 Also, in-process with Django's test Client: the queries of one status request (the first one,
 which claims the debounced refresh and enqueues a run_job task, and a later one), and how many
-run_job tasks the status reads enqueued in all (the refresh is debounced: one per 10 s).
+run_job tasks the status reads enqueued in all (the refresh is debounced: one per
+REFRESH_AFTER_SECONDS).
 
     make bench            # or: .venv/bin/python bench/bench_status.py --db both --duration 15
 """
@@ -142,10 +143,12 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
         f"p99 {status['p99_ms'] / ping['p99_ms']:.2f}x, "
         f"server CPU per request {status['cpu_ms'] / ping['cpu_ms']:.1f}x"
     )
-    windows = math.ceil(loaded_seconds / 10) + 1
+    from webtoon.jobs.services import REFRESH_AFTER_SECONDS as debounce
+
+    windows = math.ceil(loaded_seconds / debounce) + 1
     print(
         f"run_job tasks enqueued by {status_requests} status requests under load: {enqueued} "
-        f"(debounce bound: at most one per 10 s, {windows} in {loaded_seconds:.0f} s)"
+        f"(debounce bound: at most one per {debounce} s, {windows} in {loaded_seconds:.0f} s)"
     )
     print("JSON " + json.dumps({
         "summary": summary, "enqueued": enqueued, "status_requests": status_requests,

@@ -598,6 +598,31 @@ def test_third_training_waits_for_a_free_slot_and_starts_when_one_finishes(
     assert status(alice_client, third).json()["queued"] is False
 
 
+# --- progress while the page is open -------------------------------------------------------------
+def test_a_page_polling_every_5_s_gets_fals_newest_step_on_every_poll(
+    alice_client, character, fal
+):
+    """Issue 15: the bar updates at least every 10 s while the page is open. The training
+    panel and the card poll every 5 s; each poll asks for a pass (the refresh debounce is
+    under the poll), so each one brings fal's newest step, not every other or third one.
+    Two tabs reading within a few seconds still cost fal one status request."""
+    fal.training_seconds = 600  # still training at fal for the whole test
+    job = Job.objects.get(public_id=start(alice_client, character).json()["task_id"])
+    jobs.advance_job(job.pk)  # submitted; the pass looked at the job just now
+    fetched = []
+    with time_machine.travel(timezone.now(), tick=False) as traveller:
+        for _ in range(4):
+            traveller.shift(timedelta(seconds=5))
+            before = fal.count("status")
+            assert status(alice_client, job).json()["status"] in ("preparing", "training")
+            fetched.append(fal.count("status") - before)
+        assert fetched == [1, 1, 1, 1]
+        traveller.shift(timedelta(seconds=2))  # a second tab, 2 s later
+        before = fal.count("status")
+        status(alice_client, job)
+        assert fal.count("status") == before
+
+
 # --- restart ------------------------------------------------------------------------------------
 def test_training_resumes_after_a_dead_runner_without_a_second_submission(
     alice_client, character, fal, settings

@@ -73,7 +73,12 @@ from .progress import estimate_from_elapsed, steps_from_logs
 logger = logging.getLogger(__name__)
 
 RUN_JOB_TASK = "webtoon.jobs.tasks.run_job"
-REFRESH_AFTER_SECONDS = 10
+# A status read asks for a pass when nobody looked at the job for this long. Under the pages'
+# 5 s training poll (panel and card), so every poll brings fal's newest step: at 10 s, a pass
+# ending a moment after its claim made the next claim miss a poll, and the bar moved every
+# 15 s (issue 15 asks for at least every 10 s). Scripts and tabs polling faster still cost
+# fal one status request per job per 4 s.
+REFRESH_AFTER_SECONDS = 4
 DOWNLOAD_PREFIX = "webtoon-dl-"
 STALE_DOWNLOAD_SECONDS = 3600
 
