@@ -28,6 +28,24 @@ def _character_id(post, field):
     return uuid_or_none(value)
 
 
+def _character_option(character, chosen: str) -> dict:
+    """A character in the scene forms' dropdowns. Issue 17: one not trained (yet) is used by
+    reference; the option says so, and the page's price script reads its method."""
+    method = "lora" if reference.has_lora(character) else "reference"
+    note = ""
+    if method == "reference":
+        note = _(UNTRAINED_NOTES.get(character.status, "학습 전")) + " · " + _("참조 이미지로 사용")
+    return {
+        "id": str(character.public_id),
+        "name": character.name,
+        "icon": STYLE_ICONS.get(character.style_id, ""),
+        "scale": character.lora_scale_default,
+        "chosen": str(character.public_id) == chosen,
+        "method": method,
+        "note": note,
+    }
+
+
 @login_required
 def index(request):
     """The scene page: one character (or prompt mode), two characters, and the gallery."""
@@ -37,14 +55,7 @@ def index(request):
     scenes = services.scenes_for(request.user, filter_id).select_related("job")
     # scene_dict shows each role's v<n>; the page names each role's character.
     scenes = scenes.prefetch_related("cast__version", "cast__character")[:60]
-    rows = [
-        {"id": str(c.public_id), "name": c.name, "icon": STYLE_ICONS.get(c.style_id, ""),
-         "scale": c.lora_scale_default, "chosen": str(c.public_id) == chosen,
-         # Issue 17: not trained (yet) is usable by reference; the option says so.
-         "note": "" if reference.has_lora(c) else _(UNTRAINED_NOTES.get(c.status, "학습 전"))
-         + " · " + _("참조 이미지로 사용")}
-        for c in characters
-    ]
+    rows = [_character_option(c, chosen) for c in characters]
     # The slider starts at the default of the character the dropdown shows selected.
     selected = next((c for c in rows if c["chosen"]), rows[0] if rows else None)
     separated, single = separation.estimate(True), separation.estimate(False)
