@@ -1,13 +1,17 @@
 """API for steps 2–3: style selection and the 24-cut generation (mounted at /api/character/)."""
 
+import json
 from typing import Literal
 from uuid import UUID
 
+from django.http import HttpResponse
 from ninja import Field, Router, Schema, Status
+from ninja.responses import NinjaJSONEncoder
 
+from webtoon import answers
 from webtoon.schemas import API_ERRORS, PAID_ERRORS
 
-from . import generation
+from . import generation, watching
 from .schemas import IdentityOut
 
 router = Router(tags=["character"])
@@ -111,4 +115,19 @@ def generate_24_cuts(request, payload: GenerateIn):
 
 @router.get("/generation-status/{task_id}", response={200: GenerationStatusOut, **ERRORS})
 def generation_status(request, task_id: UUID):
-    return generation.generation_status(owner=request.auth, task_id=task_id)
+    """The document is kept by the rows it is made of (watching): a script polling a session
+    where nothing changed gets the same bytes without the document being made again."""
+    job, watched = watching.watch_job(request.auth, task_id)
+    body = answers.kept(
+        "generation-status",
+        (job.public_id, watched.parts),
+        lambda: (_status_json(job, watched), None),
+    )
+    return HttpResponse(body, content_type="application/json; charset=utf-8")
+
+
+def _status_json(job, watched: watching.Watched) -> str:
+    """What ninja would answer for the document: its schema, then ninja's JSON renderer."""
+    document = generation.generation_status(job, watched.session, watched.jobs)
+    data = GenerationStatusOut.model_validate(document).model_dump()
+    return json.dumps(data, cls=NinjaJSONEncoder)

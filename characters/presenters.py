@@ -116,19 +116,19 @@ def _summary_of(rows: list[dict]) -> curation.Summary:
     )
 
 
-def _checks_running_of(rows: list[dict]) -> int:
+def _running_checks(rows: list[dict]) -> list:
     """curation.checks_running from the rows already read (same rule: an image, no verdict
-    yet, its call finished within CHECK_BLOCKS_SECONDS)."""
+    yet, its call finished within CHECK_BLOCKS_SECONDS): when each such call finished."""
     since = timezone.now() - timedelta(seconds=curation.CHECK_BLOCKS_SECONDS)
-    return sum(
-        1
+    return [
+        r["call__finished_at"]
         for r in rows
         if r["image"]
         and r["quality_ok"] is None
         and r["call_id"] is not None
         and r["call__finished_at"] is not None
         and r["call__finished_at"] >= since
-    )
+    ]
 
 
 def curation_context(session: CreationSession, jobs_of_session: list | None = None) -> dict:
@@ -137,6 +137,7 @@ def curation_context(session: CreationSession, jobs_of_session: list | None = No
     if jobs_of_session is None:
         jobs_of_session = generation.session_jobs(session)
     rows = generation.cut_rows(session)  # one read: cells, summary, checks, waiting
+    running_checks = _running_checks(rows)
     cells = cut_cells(session, rows)
     summary = _summary_of(rows)
     done = sum(c["state"] == "completed" for c in cells)
@@ -155,7 +156,11 @@ def curation_context(session: CreationSession, jobs_of_session: list | None = No
         "min_selected": settings.MIN_SELECTED_CUTS,
         "deadline_message": generation.deadline_message(session, jobs_of_session),
         "wait_message": generation.rows_wait_message(jobs_of_session, rows),
-        "checks_running": _checks_running_of(rows),
+        "checks_running": len(running_checks),
+        # When the first of them stops counting: the grid changes then with no row changed.
+        "checks_settle_at": first + timedelta(seconds=curation.CHECK_BLOCKS_SECONDS)
+        if (first := min(running_checks, default=None))
+        else None,
         # issue 16: near-copies of the photo teach the LoRA a single pose
         "near_copies": sum(
             1 for c in cells if c["selected"] and (c["identity"] or {}).get("near_copy")
@@ -285,13 +290,14 @@ def _typed_words(prompt: str, image) -> str:
     return source_of(rest) or rest or _("(기본 모습)")
 
 
-def card_context(character) -> dict:
-    """What a My Characters card shows (SPEC §5.1), from prefetched rows only."""
+def card_context(character, samples: list | None = None) -> dict:
+    """What a My Characters card shows (SPEC §5.1), from prefetched rows only (or the
+    character's samples read by the caller)."""
     job = character.training_job
     in_flight = job is not None and not job.is_terminal
     status = training.status_of(character, job, None) if in_flight else None
     percent, remaining = _card_progress(job, status) if status else (0, "")
-    samples = [s for s in training.current_samples(character) if s.image]
+    samples = [s for s in training.current_samples(character, samples) if s.image]
     return {
         "character": character,
         "in_flight": in_flight,

@@ -712,8 +712,11 @@ def samples_finished(job: Job) -> None:
     )
 
 
-def current_samples(character: Character) -> list[Sample]:
-    return [s for s in character.samples.all() if s.version_id == character.current_version_id]
+def current_samples(character: Character, samples: list[Sample] | None = None) -> list[Sample]:
+    """The test images of the character's current version, from `samples` (all of the
+    character's, read already) or from the character's (prefetched) samples."""
+    every = character.samples.all() if samples is None else samples
+    return [s for s in every if s.version_id == character.current_version_id]
 
 
 def consistency(character: Character) -> dict:

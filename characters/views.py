@@ -3,13 +3,13 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from webtoon import answers
 from webtoon.exceptions import DomainError, InvalidInput
 from webtoon.imaging import BackendError
 from webtoon.media import media_url, user_file_name
@@ -24,6 +24,7 @@ from . import (
     queries,
     restore,
     training,
+    watching,
 )
 from .enums import CharacterStatus
 from .forms import (
@@ -35,7 +36,6 @@ from .forms import (
     StyleForm,
     TestGenerateForm,
 )
-from .models import Character, Sample
 from .presenters import card_context, character_context, curation_context, style_options
 
 BACKEND_DOWN = "이미지 서비스에 일시적인 문제가 있습니다. 잠시 후 다시 시도해주세요."
@@ -119,16 +119,23 @@ def session_detail(request, session_id):
 @login_required
 def session_poll(request, session_id):
     """htmx polling: only the cells that changed since the browser's last look (out of band),
-    so a poll never overwrites a checkbox the user is clicking."""
-    session = queries.session_for(request.user, session_id)
-    jobs_of_session = generation.watch_session(session)
-    # The jobs as watch_session read them (one read per poll), unless its refresh may have
-    # run a pass inline (sync queue): then curation_context reads them again.
-    inline = settings.Q_CLUSTER.get("sync", False)
-    context = curation_context(session, None if inline else jobs_of_session)
-    known = set(request.GET.get("known", "").split(","))
-    context["changed"] = [c for c in context["cells"] if c["token"] not in known]
-    return render(request, "characters/session.html#poll", context)
+    so a poll never overwrites a checkbox the user is clicking. The answer is kept by the
+    rows it is made of (watching): a poll that finds them unchanged reads nothing more."""
+    watched = watching.watch(watching.session_for(request.user, session_id))
+    known = request.GET.get("known", "")
+    return HttpResponse(
+        answers.kept(
+            "curation-poll", (watched.parts, known), lambda: _poll_answer(request, watched, known)
+        )
+    )
+
+
+def _poll_answer(request, watched: watching.Watched, known: str) -> tuple[str, object]:
+    context = curation_context(watched.session, watched.jobs)
+    seen = set(known.split(","))
+    context["changed"] = [c for c in context["cells"] if c["token"] not in seen]
+    html = render_to_string("characters/session.html#poll", context, request)
+    return html, context["checks_settle_at"]
 
 
 def _curation_action(request, session_id, action) -> object:
@@ -294,17 +301,12 @@ def draft_discard(request, session_id):
 
 @login_required
 def card(request, character_id):
-    """One card, for htmx: live progress while training. One read of the character with
-    the jobs and version the card and the refresh look at, one of its samples (issue 19)."""
-    character = get_object_or_404(
-        Character.objects.exclude(status=CharacterStatus.DELETED)
-        .select_related("training_job")
-        .prefetch_related(Prefetch("samples", queryset=Sample.objects.order_by("number"))),
-        public_id=character_id,
-        owner=request.user,
-    )
+    """One card, for htmx: live progress while training (issue 19: three reads written once
+    as SQL, watching.card_rows)."""
+    character, samples = watching.card_rows(request.user, character_id)
     training.refresh(character)
-    return render(request, "characters/list.html#card", {"card": card_context(character)})
+    context = {"card": card_context(character, samples)}
+    return render(request, "characters/list.html#card", context)
 
 
 @login_required

@@ -117,9 +117,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # django-axes first: it refuses a login while the account or the client address is locked
-# out, before the password is even checked (the right password does not get through).
+# out, before the password is even checked (the right password does not get through). Then
+# Django's ModelBackend with its per-request user read written once as SQL; Django's own
+# last, for sessions signed in before (webtoon/accounts/backends.py).
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    "webtoon.accounts.backends.ModelBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # LOGIN_FAILURE_LIMIT failed logins within LOGIN_LOCKOUT_MINUTES, for one account (any
@@ -221,9 +224,11 @@ CACHES = {
 }
 # With Redis, sessions are read from the cache and written through to the database (every
 # page and poll read the session row; issue 19). Not with the per-process cache: a session
-# logged out in one worker would live on in the other workers' caches.
-if REDIS_URL:
-    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# logged out in one worker would live on in the other workers' caches. Without Redis, the
+# database store with its per-request read written once as SQL (webtoon/sessions.py).
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db" if REDIS_URL else "webtoon.sessions"
+)
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="webtoon@localhost")

@@ -40,7 +40,7 @@ def signup(request):
             if verify:
                 services.require_verification(user, form.cleaned_data["email"])
         # Sessions go through the model backend (AUTHENTICATION_BACKENDS starts with axes).
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="webtoon.accounts.backends.ModelBackend")
         if verify:
             messages.info(
                 request,
