@@ -105,15 +105,14 @@ def kept(
     instant it stops being true with the same parts (something shown moves with the clock),
     or None when only the parts can change it."""
     key = f"answer:{name}:{digest((translation.get_language(), _settings_digest(), *parts))}"
+    now = timezone.now()
     found = cache.get(key)
-    if found is not None:
-        return found
+    # The instant is checked here, not left to the cache's expiry: Redis keeps its own clock.
+    if found is not None and (found[1] is None or now < found[1]):
+        return found[0]
     answer, until = build()
-    seconds = float(ANSWER_SECONDS)
-    if until is not None:
-        seconds = min(seconds, (until - timezone.now()).total_seconds())
-    if seconds > 0:
-        cache.set(key, answer, seconds)
+    if until is None or now < until:
+        cache.set(key, (answer, until), ANSWER_SECONDS)
     return answer
 
 
