@@ -132,6 +132,10 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> None:
         f"\ngunicorn gthread 2 workers x 4 threads; wrk -t{args.threads} -c{args.connections} "
         f"-d{args.duration}s, median of {args.repeat} (ping: of every ping run)"
     )
+    # On this machine kind the bare view alternates between about 1,300 and 3,800 req/s from
+    # one run to the next (the polls do not): the range says which the median stands for.
+    pings = [r["rps"] for r in results["ping"]]
+    print(f"ping runs: {min(pings):.0f}-{max(pings):.0f} req/s over {len(pings)} runs")
     print(
         f"{'poll':<20}{'req/s':>8}{'vs ping':>9}{'p99 ms':>9}{'CPU ms':>8}{'CPU/ping':>10}"
         f"{'queries':>9}"
