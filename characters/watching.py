@@ -34,20 +34,11 @@ class Watched:
 
 def session_for(owner, session_id) -> CreationSession:
     """One of the owner's creation sessions by its public id (anyone else's: 404)."""
-    return _one(
-        CreationSession,
-        f"{column(CreationSession, 'public_id')} = %s AND {column(CreationSession, 'owner')} = %s",
-        [param(CreationSession, "public_id", session_id), owner.pk],
-    )
+    return _owned(CreationSession, session_id, owner)
 
 
 def job_for(owner, task_id, kind: str) -> Job:
-    return _one(
-        Job,
-        f"{column(Job, 'public_id')} = %s AND {column(Job, 'owner')} = %s"
-        f" AND {column(Job, 'kind')} = %s",
-        [param(Job, "public_id", task_id), owner.pk, kind],
-    )
+    return _owned(Job, task_id, owner, f"{column(Job, 'kind')} = %s", kind)
 
 
 def watch_job(owner, task_id) -> tuple[Job, Watched]:
@@ -62,12 +53,8 @@ def watch_job(owner, task_id) -> tuple[Job, Watched]:
 def card_rows(owner, character_id) -> tuple[Character, list[Sample]]:
     """A My Characters card's poll (every 5 s while training): the owner's character (not
     deleted) with its training job, and all its test images (presenters.card_context)."""
-    character = _one(
-        Character,
-        f"{column(Character, 'public_id')} = %s AND {column(Character, 'owner')} = %s"
-        f" AND {column(Character, 'status')} <> %s",
-        [param(Character, "public_id", character_id), owner.pk, CharacterStatus.DELETED],
-    )
+    not_deleted = f"{column(Character, 'status')} <> %s"
+    character = _owned(Character, character_id, owner, not_deleted, CharacterStatus.DELETED)
     if character.training_job_id is not None:
         found = instances(Job, f"{column(Job, 'id')} = %s", [character.training_job_id])
         character.training_job = found[0] if found else None
@@ -93,6 +80,13 @@ def parts_of(session: CreationSession, jobs_of_session: list[Job]) -> tuple:
         _deadline_jobs(jobs_of_session),
         account.paused() is not None,
     )
+
+
+def _owned(model, public_id, owner, also: str = "", *also_params):
+    """The owner's row of `model` by its public id (and `also`), else a 404."""
+    where = f"{column(model, 'public_id')} = %s AND {column(model, 'owner')} = %s"
+    params = [param(model, "public_id", public_id), owner.pk, *also_params]
+    return _one(model, f"{where} AND {also}" if also else where, params)
 
 
 def _one(model, where: str, params: list):
