@@ -281,8 +281,8 @@ CUT_STATES = {
 
 
 def generation_status(job: Job, session: CreationSession, jobs_of_session: list[Job]) -> dict:
-    """The whole session's cuts, whichever of the session's generation jobs is asked (read
-    through watching.generation_status, which asks for the refresh first)."""
+    """The whole session's cuts, whichever of the session's generation jobs is asked (the
+    API door reads the rows through watching.watch_job, which asks for the refresh first)."""
     cuts = cut_rows(session)
     states = [row_state(c) for c in cuts]
     urls = [media_url(c["image"]) if c["image"] else None for c in cuts]

@@ -18,7 +18,7 @@ from webtoon.answers import instances
 from webtoon.jobs import account
 from webtoon.jobs.models import Job, JobState, RemoteCall
 
-from .characters.test_poll_reads import finish, grid, poll  # noqa: F401 (grid: a fixture)
+from .characters.test_poll_reads import finish, grid, known_of, poll  # noqa: F401 (grid)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.dbkind]
 
@@ -174,3 +174,26 @@ def test_a_change_outside_the_cut_rows_shows_on_the_next_poll(
     job = Job.objects.get(subject__session=session.pk)
     body = alice_client.get(f"/api/character/generation-status/{job.public_id}").json()
     assert expected in body["message"] + body["wait_message"]
+
+
+def test_only_the_steady_poll_is_kept(alice_client, grid, monkeypatch):  # noqa: F811
+    """A poll whose browser already knows every cell is kept; one that gets cells back is
+    made for its own `known` and made again next time (a client making up `known` values
+    must not fill the cache)."""
+    from characters import views
+
+    made = []
+    context_of = views.curation_context
+    monkeypatch.setattr(views, "curation_context", lambda *a: made.append(1) or context_of(*a))
+    session = grid
+    first = poll(alice_client, session)
+    poll(alice_client, session)
+    assert len(made) == 2  # every cell went back both times: nothing kept
+    steady = known_of(first)
+    poll(alice_client, session, steady)
+    poll(alice_client, session, steady)
+    poll(alice_client, session, steady)
+    assert len(made) == 3  # the steady poll was made once
+    for made_up in ("1.x.y", "2.a.b", "3.c.d"):
+        poll(alice_client, session, made_up)
+    assert len(made) == 6

@@ -103,7 +103,8 @@ def kept(
 
     `parts` must hold everything the answer is made of. `build` returns the answer and the
     instant it stops being true with the same parts (something shown moves with the clock),
-    or None when only the parts can change it."""
+    or None when only the parts can change it; an answer true only now (until = now) is not
+    kept."""
     key = f"answer:{name}:{digest((translation.get_language(), _settings_digest(), *parts))}"
     now = timezone.now()
     found = cache.get(key)
