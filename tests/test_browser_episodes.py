@@ -31,6 +31,14 @@ def _type(page, bubble, text):
         bubble.get_by_test_id("bubble-text").blur()
 
 
+def _settled(page) -> None:
+    """The saved bubble's answer has replaced it (htmx swaps after the response arrives: a
+    box read in between finds the old element detached and no box)."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+    )
+
+
 def _order(page) -> list[str]:
     return page.get_by_test_id("panel").evaluate_all("ps => ps.map(p => p.id)")
 
@@ -110,6 +118,7 @@ def test_browser_three_panel_episode_with_bubbles_and_export(
     # Drag the speech bubble by its handle, then aim its tail: both saved.
     speech = Bubble.objects.get(kind="speech")
     panels.nth(0).locator("[data-stage]").scroll_into_view_if_needed()
+    _settled(page)
     stage = panels.nth(0).locator("[data-stage]").bounding_box()  # in the viewport
     handle = panels.nth(0).get_by_test_id("bubble-move").bounding_box()
     start = (handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
@@ -121,6 +130,7 @@ def test_browser_three_panel_episode_with_bubbles_and_export(
     moved = Bubble.objects.get(pk=speech.pk)
     assert moved.x == pytest.approx(speech.x + 0.2, abs=0.02)
     assert moved.y == pytest.approx(speech.y + 0.1, abs=0.02)
+    _settled(page)
     tail = panels.nth(0).get_by_test_id("bubble-tail").bounding_box()
     with page.expect_response(lambda r: "/episodes/bubble/" in r.url and r.ok):
         page.mouse.move(tail["x"] + 7, tail["y"] + 7)
