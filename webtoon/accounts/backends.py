@@ -12,12 +12,11 @@ from django.core.exceptions import PermissionDenied
 
 from webtoon.answers import column, instances, param
 
-# Sessions signed in before this backend name Django's; it stays listed after this one so
-# they stay signed in (it only reads their user, the slower way).
-DJANGO_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
-
 
 class ModelBackend(DjangoModelBackend):
+    """Listed before Django's own, which stays for the sessions signed in before this one
+    existed (settings.AUTHENTICATION_BACKENDS)."""
+
     def get_user(self, user_id):
         model = get_user_model()
         pk = model._meta.pk
